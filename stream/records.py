@@ -1,0 +1,90 @@
+"""Frozen records that cross module boundaries.
+
+Everything here is plain data: the pure core (sessionise, journey,
+attribution) takes and returns these, and the Kafka/Redis shells turn them
+into bytes. Timestamps are epoch milliseconds (UTC) everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EventType = Literal["interaction", "conversion", "identify", "revenue"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One validated input event (DESIGN.md §3), normalised.
+
+    `person_id` is the id the event belongs to before identity stitching:
+    `customer_id` when present, else `anonymous_id`.
+    """
+
+    event_id: str
+    type: EventType
+    ts: int
+    person_id: str
+    anonymous_id: str | None = None
+    customer_id: str | None = None
+    # interaction fields
+    interaction: str | None = None
+    channel: str | None = None
+    source: str | None = None
+    medium: str | None = None
+    campaign: str | None = None
+    medium_kind: str | None = None
+    directness: str | None = None
+    stage: str | None = None
+    context: dict[str, Any] | None = None
+    cost: float = 0.0
+    # conversion / revenue fields
+    conversion: str | None = None
+    conversion_id: str | None = None
+    value: float = 0.0
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Touchpoint:
+    """One session of a journey: the fields of its first interaction.
+
+    `cost` is the summed cost of every interaction of the session.
+    """
+
+    ts: int
+    channel: str
+    session_id: str
+    source: str | None = None
+    medium: str | None = None
+    campaign: str | None = None
+    interaction: str | None = None
+    medium_kind: str | None = None
+    directness: str | None = None
+    stage: str | None = None
+    context: dict[str, Any] | None = field(default=None, compare=True)
+    cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionInput:
+    """What a model sees for one conversion.
+
+    `touches` are t1..tn in time order (already filtered to the lookback
+    window and to ts <= conversion_ts). `lead_ts` / `opportunity_ts` are the
+    timestamps of the person's first `lead` / `opportunity` conversion (the
+    current one included), or None when there has been none.
+    """
+
+    touches: tuple[Touchpoint, ...]
+    conversion_ts: int
+    lead_ts: int | None = None
+    opportunity_ts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """Per-deployment (settings) or per-call (CLI) model parameters."""
+
+    position_weights: tuple[float, float, float] = (0.4, 0.2, 0.4)
+    half_life_ms: int = 7 * 24 * 3600 * 1000
