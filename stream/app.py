@@ -1,0 +1,95 @@
+"""The Faust app, built by a factory from one `Settings` (no import-time app).
+
+Agents:
+    ingest    touchpoints.raw --validate--> <app>-touchpoints.persons (keyed by person) | touchpoints.dlq
+    journeys  <app>-touchpoints.persons --load / step / fenced store--> attribution.*, touchpoints.sessions
+    timer     every sweep interval: close idle sessions of the partitions this worker owns
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from stream.attribution import DEFAULT_MODELS, MODELS
+from stream.events import Limits
+from stream.journey import Rules
+from stream.metrics import Metrics
+from stream.person import Config
+from stream.settings import Settings
+from stream.store import JourneyStore, Ttls
+from stream.topics import RAW, persons_topic
+from stream.worker import Emitter, Ingestor, JourneyProcessor, RawRecord, Sweeper
+
+
+def processing_config(settings: Settings) -> Config:
+    """The pure core's configuration; shared with `touchstream attribute`."""
+    models = settings.models or DEFAULT_MODELS
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown models {unknown}; known: {list(MODELS)}")
+    rules = Rules(settings.session_timeout_ms, settings.lookback_ms, settings.journey_cap)
+    return Config(rules, settings.model_params, tuple(models), settings.recent_ids)
+
+
+def _record(event: Any) -> RawRecord:
+    msg = event.message
+    return RawRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value, msg.timestamp)
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
+    """Build the Faust app with both agents, the idle-session timer and `/metrics`."""
+    registry = registry or CollectorRegistry()
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.partitions,
+        topic_disable_leader=True,
+        stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
+        producer_linger_ms=5,
+        worker_redirect_stdouts=False,
+    )
+    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+    metrics = Metrics.create(registry)
+    config = processing_config(settings)
+    worker_id = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
+    within = settings.batch_within_ms / 1000
+    raw = app.topic(settings.topic(RAW), key_serializer="raw", value_serializer="raw")
+    persons = app.topic(persons_topic(settings), key_serializer="raw", value_serializer="raw")
+    emitter = Emitter(lambda: app.producer, settings.topic, worker_id)
+    store = JourneyStore(
+        Redis.from_url(settings.redis_url),
+        Ttls(settings.lookback_ms + 86_400_000, settings.conversion_ttl_ms, settings.outbox_ttl_ms),
+    )
+    limits = Limits(settings.max_value_bytes, settings.max_context_bytes, settings.max_future_skew_ms)
+    ingestor = Ingestor(emitter, persons.get_topic_name(), limits, metrics)
+    processor = JourneyProcessor(store, emitter, config, metrics)
+    sweeper = Sweeper(store, emitter, config, metrics)
+
+    @app.agent(raw, name="ingest")
+    async def ingest(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within):
+            await ingestor.handle([_record(e) for e in events])
+
+    @app.agent(persons, name="journeys")
+    async def journeys(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within):
+            await processor.handle([_record(e) for e in events])
+
+    @app.timer(settings.sweep_interval_ms / 1000)
+    async def sweep_idle_sessions() -> None:
+        name = persons.get_topic_name()
+        owned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == name)
+        await sweeper.sweep(owned)
+
+    return app

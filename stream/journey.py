@@ -1,0 +1,210 @@
+"""A person's journey as a pure state machine (DESIGN.md §1).
+
+`apply(journey, event, rules)` returns the new journey and what to emit —
+closed sessions and conversions ready for attribution. The stream worker and
+the batch mode (`touchstream attribute --events`) both call it, so the
+sessionisation rule exists once. `sessionise` is the rule written as a plain
+function over a whole list of interactions; tests prove the incremental
+`apply` agrees with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+
+from stream.records import AttributionInput, Event, Touchpoint
+
+TOUCH_FIELDS = tuple(f.name for f in dataclasses.fields(Touchpoint))
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    session_timeout_ms: int = 30 * 60 * 1000
+    lookback_ms: int = 90 * 24 * 3600 * 1000
+    journey_cap: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Journey:
+    """Touchpoints in time order; the last one is the current session.
+
+    `session_last_ts` / `session_interactions` describe the current session;
+    `session_open` is False once that session has been closed and emitted.
+    """
+
+    touches: tuple[Touchpoint, ...] = ()
+    session_last_ts: int = 0
+    session_interactions: int = 0
+    session_open: bool = False
+    lead_ts: int | None = None
+    opportunity_ts: int | None = None
+    conversions: int = 0
+    last_ts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    """A session that ended: the next one started, or it sat idle past the timeout."""
+
+    touch: Touchpoint
+    end_ts: int
+    interactions: int
+    closed_by: str  # "next_session" | "idle"
+
+
+@dataclass(frozen=True, slots=True)
+class Converted:
+    """A conversion and the journey slice its attribution is computed on."""
+
+    event: Event
+    attribution_input: AttributionInput
+
+
+Output = SessionClosed | Converted
+
+
+def touch_key(item: Event | Touchpoint) -> tuple[str | None, ...]:
+    return (item.channel, item.source, item.medium, item.campaign)
+
+
+def apply(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, list[Output]]:
+    """Apply one event (in arrival order) to a journey."""
+    if event.type == "interaction":
+        return _interaction(journey, event, rules)
+    if event.type == "conversion":
+        return _conversion(journey, event, rules)
+    return journey, []  # identify / revenue: handled by later stages
+
+
+def _interaction(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, list[Output]]:
+    outputs: list[Output] = []
+    current = journey.touches[-1] if journey.touches else None
+    same_session = (
+        current is not None
+        and event.ts - journey.session_last_ts <= rules.session_timeout_ms
+        and touch_key(event) == touch_key(current)
+    )
+    if same_session:
+        assert current is not None
+        extended = dataclasses.replace(current, cost=current.cost + event.cost)
+        touches = journey.touches[:-1] + (extended,)
+        interactions = journey.session_interactions + 1
+    else:
+        if current is not None and journey.session_open:
+            outputs.append(_closed(journey, "next_session"))
+        touches = journey.touches + (touch_from(event),)
+        interactions = 1
+    last_ts = max(journey.last_ts, event.ts)
+    updated = dataclasses.replace(
+        journey,
+        touches=_trim(touches, last_ts, rules),
+        session_last_ts=max(event.ts, journey.session_last_ts) if same_session else event.ts,
+        session_interactions=interactions,
+        session_open=True,
+        last_ts=last_ts,
+    )
+    return updated, outputs
+
+
+def _conversion(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, list[Output]]:
+    lead_ts = _first(journey.lead_ts, event, "lead")
+    opportunity_ts = _first(journey.opportunity_ts, event, "opportunity")
+    window_start = event.ts - rules.lookback_ms
+    touches = tuple(t for t in journey.touches if window_start <= t.ts <= event.ts)
+    inp = AttributionInput(touches, event.ts, lead_ts, opportunity_ts)
+    last_ts = max(journey.last_ts, event.ts)
+    updated = dataclasses.replace(
+        journey,
+        touches=_trim(journey.touches, last_ts, rules),
+        lead_ts=lead_ts,
+        opportunity_ts=opportunity_ts,
+        conversions=journey.conversions + 1,
+        last_ts=last_ts,
+    )
+    return updated, [Converted(event, inp)]
+
+
+def close_idle(journey: Journey, now_ms: int, rules: Rules) -> tuple[Journey, SessionClosed | None]:
+    """Close the current session if no interaction came for `session_timeout_ms`."""
+    if not journey.session_open or now_ms - journey.session_last_ts <= rules.session_timeout_ms:
+        return journey, None
+    return dataclasses.replace(journey, session_open=False), _closed(journey, "idle")
+
+
+def _closed(journey: Journey, closed_by: str) -> SessionClosed:
+    return SessionClosed(
+        journey.touches[-1], journey.session_last_ts, journey.session_interactions, closed_by
+    )
+
+
+def _first(known: int | None, event: Event, conversion: str) -> int | None:
+    if event.conversion != conversion:
+        return known
+    return event.ts if known is None else min(known, event.ts)
+
+
+def _trim(touches: tuple[Touchpoint, ...], last_ts: int, rules: Rules) -> tuple[Touchpoint, ...]:
+    oldest = last_ts - rules.lookback_ms
+    if touches and touches[0].ts < oldest:
+        touches = tuple(t for t in touches if t.ts >= oldest)
+    return touches[-rules.journey_cap :] if len(touches) > rules.journey_cap else touches
+
+
+def touch_from(event: Event) -> Touchpoint:
+    assert event.channel is not None
+    return Touchpoint(
+        ts=event.ts,
+        channel=event.channel,
+        session_id=event.event_id,
+        source=event.source,
+        medium=event.medium,
+        campaign=event.campaign,
+        interaction=event.interaction,
+        medium_kind=event.medium_kind,
+        directness=event.directness,
+        stage=event.stage,
+        context=event.context,
+        cost=event.cost,
+    )
+
+
+def sessionise(interactions: Iterable[Event], session_timeout_ms: int) -> list[Touchpoint]:
+    """The sessionisation rule over a whole list of one person's interactions.
+
+    Sorted by event time (stable, so equal timestamps keep arrival order); a
+    new session starts after a gap over the timeout or on a new touch key.
+    """
+    touches: list[Touchpoint] = []
+    previous_ts: int | None = None
+    for event in sorted(interactions, key=lambda e: e.ts):
+        gap_ok = previous_ts is not None and event.ts - previous_ts <= session_timeout_ms
+        if touches and gap_ok and touch_key(event) == touch_key(touches[-1]):
+            touches[-1] = dataclasses.replace(touches[-1], cost=touches[-1].cost + event.cost)
+        else:
+            touches.append(touch_from(event))
+        previous_ts = event.ts
+    return touches
+
+
+# -- compact storage form ---------------------------------------------------------
+
+_JOURNEY_SCALARS = tuple(f.name for f in dataclasses.fields(Journey) if f.name != "touches")
+
+
+def dumps(journey: Journey) -> bytes:
+    """Compact JSON: touches as positional lists (field order TOUCH_FIELDS)."""
+    doc = {name: getattr(journey, name) for name in _JOURNEY_SCALARS}
+    doc["touches"] = [[getattr(t, name) for name in TOUCH_FIELDS] for t in journey.touches]
+    return orjson.dumps(doc)
+
+
+def loads(data: bytes | None) -> Journey:
+    if not data:
+        return Journey()
+    doc = orjson.loads(data)
+    doc["touches"] = tuple(Touchpoint(*row) for row in doc["touches"])
+    return Journey(**doc)

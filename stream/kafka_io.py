@@ -1,0 +1,97 @@
+"""Thin aiokafka helpers for the CLI (`produce`, `tail`, `simulate`), tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+Record = tuple[bytes | None, bytes | None]  # key, value
+
+
+def event_record(event: dict[str, Any]) -> Record:
+    """Raw-topic record of an event dict: keyed by customer_id or anonymous_id."""
+    key = event.get("customer_id") or event.get("anonymous_id")
+    return (key.encode() if isinstance(key, str) else None, orjson.dumps(event))
+
+
+async def produce(
+    bootstrap: str, topic: str, records: Iterable[Record], rate: float | None = None, chunk: int = 1000
+) -> int:
+    """Publish records (optionally paced to `rate` per second); returns how many were acked."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    await producer.start()
+    sent = 0
+    started = time.monotonic()
+    try:
+        pending = []
+        for key, value in records:
+            pending.append(await producer.send(topic, value=value, key=key))
+            sent += 1
+            if len(pending) >= chunk:
+                await asyncio.gather(*pending)
+                pending.clear()
+            if rate:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0.01:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+                    await asyncio.sleep(ahead)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent
+
+
+def _consumer(bootstrap: str, topic: str, from_beginning: bool) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+
+
+async def records(bootstrap: str, topic: str, *, from_beginning: bool = True) -> AsyncIterator[Any]:
+    """Yield a topic's records (aiokafka ConsumerRecord) forever, without a consumer group."""
+    consumer = _consumer(bootstrap, topic, from_beginning)
+    await consumer.start()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+            for msgs in batch.values():
+                for msg in msgs:
+                    yield msg
+    finally:
+        await consumer.stop()
+
+
+async def collect(
+    bootstrap: str, topic: str, *, count: int | None = None, timeout: float = 60.0, settle: float = 2.0
+) -> list[Any]:
+    """Read a topic from the beginning until `count` records arrived and then `settle`
+    seconds more (to see extras), or (count None) until it stays idle for `settle`
+    seconds; never past `timeout`. Records come back ordered by partition and offset."""
+    consumer = _consumer(bootstrap, topic, True)
+    await consumer.start()
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            now = time.monotonic()
+            for msgs in batch.values():
+                found += msgs
+                quiet_since = now
+            enough = count is None or len(found) >= count
+            if enough and now - quiet_since >= settle:
+                break
+    finally:
+        await consumer.stop()
+    return sorted(found, key=lambda m: (m.partition, m.offset))

@@ -1,0 +1,178 @@
+"""Output values of the public topics (DESIGN.md §2), built purely from journey outputs.
+
+Values are plain JSON with sorted keys and `schema_version`; the same inputs
+always give byte-identical values (DESIGN.md §6). Wall-clock facts never go
+in a value. JSON Schemas for each value live in `stream/schemas/`.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from stream.attribution import attribute
+from stream.journey import Converted, SessionClosed
+from stream.records import ModelParams, Touchpoint
+
+SCHEMA_VERSION = 1
+UNATTRIBUTED = "(unattributed)"
+
+# logical output names -> public topic names (before the prefix)
+CONVERSIONS = "attribution.conversions"
+CREDITS = "attribution.credits"
+SESSIONS = "touchpoints.sessions"
+DLQ = "touchpoints.dlq"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One record to produce: a logical topic name, key and value bytes."""
+
+    topic: str
+    key: bytes
+    value: bytes
+
+
+def dumps(doc: Any) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def touch_doc(index: int, touch: Touchpoint) -> dict[str, Any]:
+    return {
+        "index": index,
+        "ts": touch.ts,
+        "session_id": touch.session_id,
+        "channel": touch.channel,
+        "source": touch.source,
+        "medium": touch.medium,
+        "campaign": touch.campaign,
+        "interaction": touch.interaction,
+        "medium_kind": touch.medium_kind,
+        "directness": touch.directness,
+        "stage": touch.stage,
+        "context": touch.context,
+        "cost": touch.cost,
+    }
+
+
+def attribution_doc(
+    person_id: str, converted: Converted, params: ModelParams, models: Sequence[str]
+) -> dict[str, Any]:
+    """The `attribution.conversions` value for one conversion, every model at once."""
+    event, inp = converted.event, converted.attribution_input
+    shares = attribute(inp, params, models) if inp.touches else {name: () for name in models}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "conversion",
+        "attribution_id": event.event_id,
+        "revision": 0,
+        "person_id": person_id,
+        "conversion": {
+            "event_id": event.event_id,
+            "conversion": event.conversion,
+            "conversion_id": event.conversion_id,
+            "ts": event.ts,
+            "value": event.value,
+            "currency": event.currency,
+        },
+        "touchpoints": [touch_doc(i, t) for i, t in enumerate(inp.touches)],
+        "unattributed": not inp.touches,
+        "models": {
+            name: {"shares": list(s), "values": [share * event.value for share in s]}
+            for name, s in shares.items()
+        },
+    }
+
+
+def credit_rows(doc: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Flat `attribution.credits` rows: one per (conversion, model, touchpoint)."""
+    conversion = doc["conversion"]
+    base = {
+        "schema_version": SCHEMA_VERSION,
+        "attribution_id": doc["attribution_id"],
+        "revision": doc["revision"],
+        "person_id": doc["person_id"],
+        "conversion_id": conversion["conversion_id"],
+        "conversion": conversion["conversion"],
+        "conversion_ts": conversion["ts"],
+        "currency": conversion["currency"],
+    }
+    touches = doc["touchpoints"]
+    for model, credit in doc["models"].items():
+        if doc["unattributed"]:
+            yield {
+                **base,
+                "model": model,
+                "touchpoint_index": None,
+                "session_id": None,
+                "channel": UNATTRIBUTED,
+                "campaign": None,
+                "ts": None,
+                "share": 1.0,
+                "value": conversion["value"],
+            }
+            continue
+        for touch, share, value in zip(touches, credit["shares"], credit["values"], strict=True):
+            yield {
+                **base,
+                "model": model,
+                "touchpoint_index": touch["index"],
+                "session_id": touch["session_id"],
+                "channel": touch["channel"],
+                "campaign": touch["campaign"],
+                "ts": touch["ts"],
+                "share": share,
+                "value": value,
+            }
+
+
+def conversion_messages(doc: dict[str, Any]) -> list[Message]:
+    """The attribution value and its credit rows, ready to produce."""
+    messages = [Message(CONVERSIONS, doc["person_id"].encode(), dumps(doc))]
+    messages += [Message(CREDITS, row["channel"].encode(), dumps(row)) for row in credit_rows(doc)]
+    return messages
+
+
+def session_message(person_id: str, closed: SessionClosed) -> Message:
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "person_id": person_id,
+        "session_id": closed.touch.session_id,
+        "start_ts": closed.touch.ts,
+        "end_ts": closed.end_ts,
+        "interactions": closed.interactions,
+        "closed_by": closed.closed_by,
+        "touchpoint": touch_doc(0, closed.touch),
+    }
+    return Message(SESSIONS, person_id.encode(), dumps(doc))
+
+
+def dlq_message(
+    key: bytes | None,
+    raw: bytes | None,
+    reason_code: str,
+    error: str,
+    topic: str,
+    partition: int,
+    offset: int,
+) -> Message:
+    """A dead-letter record; `raw` is kept as text when it is UTF-8, else base64."""
+    try:
+        text, encoding = (raw.decode() if raw is not None else None), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(raw or b"").decode(), "base64"
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "error": error,
+        "reason_code": reason_code,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "raw": text,
+        "raw_encoding": encoding,
+    }
+    return Message(DLQ, key or b"", dumps(doc))

@@ -1,0 +1,110 @@
+"""One person's batch, applied exactly once: fence, dedup, journey update, outputs.
+
+Pure. The Redis store loads a `PersonState` per person, `step` decides what
+each event does, and the store writes the new state back with a
+compare-and-set on `Fence.version`. DESIGN.md §6:
+
+- an event at or below the person's fence offset for its `topic:partition`
+  was applied before: it is *replayed* — its outputs are re-emitted from the
+  outbox the earlier write stored, never recomputed;
+- an event whose `event_id` is among the person's recent ids is a duplicate
+  published twice: skipped;
+- anything else is applied with `journey.apply` and its outputs built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from stream import journey as journeys
+from stream.journey import Converted, Journey, Rules
+from stream.output import Message, attribution_doc, conversion_messages, session_message
+from stream.records import Event, ModelParams
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Per-person write version, last applied offset per `topic:partition`, recent event ids."""
+
+    version: int = 0
+    offsets: dict[str, int] = field(default_factory=dict)
+    recent_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PersonState:
+    journey: Journey = Journey()
+    fence: Fence = Fence()
+
+
+@dataclass(frozen=True, slots=True)
+class Positioned:
+    """An event with where it came from."""
+
+    tp: str  # "topic:partition"
+    offset: int
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Attributed:
+    """A conversion's attribution value, stored with the state for replays and revenue."""
+
+    conversion_id: str
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    state: PersonState
+    outbox: dict[int, list[Message]]  # offset -> what that event emitted
+    conversions: list[Attributed]
+    replayed: list[int]  # offsets applied before: re-emit their outbox entries
+    duplicates: int
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    rules: Rules = Rules()
+    params: ModelParams = ModelParams()
+    models: tuple[str, ...] = ()
+    recent_ids: int = 256
+
+
+def step(person_id: str, state: PersonState, events: Sequence[Positioned], config: Config) -> StepResult:
+    """Apply one person's events (in offset order) to its stored state."""
+    journey, fence = state.journey, state.fence
+    offsets = dict(fence.offsets)
+    recent = list(fence.recent_ids)
+    seen = set(recent)
+    outbox: dict[int, list[Message]] = {}
+    conversions: list[Attributed] = []
+    replayed: list[int] = []
+    duplicates = 0
+    for item in events:
+        if item.offset <= offsets.get(item.tp, -1):
+            replayed.append(item.offset)
+            continue
+        offsets[item.tp] = item.offset
+        if item.event.event_id in seen:
+            duplicates += 1
+            continue
+        seen.add(item.event.event_id)
+        recent.append(item.event.event_id)
+        journey, outputs = journeys.apply(journey, item.event, config.rules)
+        messages: list[Message] = []
+        for out in outputs:
+            if isinstance(out, Converted):
+                doc = attribution_doc(person_id, out, config.params, config.models)
+                produced = conversion_messages(doc)
+                conversions.append(Attributed(doc["conversion"]["conversion_id"], produced[0].value))
+                messages += produced
+            else:
+                messages.append(session_message(person_id, out))
+        if messages:
+            outbox[item.offset] = messages
+    changed = offsets != fence.offsets
+    new_fence = Fence(fence.version, offsets, tuple(recent[-config.recent_ids :]))
+    return StepResult(PersonState(journey, new_fence), outbox, conversions, replayed, duplicates, changed)

@@ -1,0 +1,139 @@
+"""One frozen settings object, built at the edge from an environment mapping.
+
+Every field has a documented `TOUCHSTREAM_<NAME>` variable; `Settings.from_env`
+is the only place that reads the environment, and the CLI shows the variable
+names in `--help`. Secrets (passwords inside URLs) never appear in `repr`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.records import ModelParams
+
+PREFIX = "TOUCHSTREAM_"
+DAY_MS = 24 * 3600 * 1000
+MINUTE_MS = 60 * 1000
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "parse": parse})
+
+
+def _duration_ms(text: str) -> int:
+    """`90d`, `30m`, `10s`, `250ms` or a bare number of milliseconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", text)
+    if not match:
+        raise SettingsError(f"not a duration: {text!r} (use e.g. 30m, 90d, 500ms)")
+    unit = {"ms": 1, "s": 1000, "m": MINUTE_MS, "h": 3600 * 1000, "d": DAY_MS}
+    return int(float(match.group(1)) * unit[match.group(2) or "ms"])
+
+
+def _weights(text: str) -> tuple[float, float, float]:
+    parts = tuple(float(p) for p in text.split(","))
+    if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
+        raise SettingsError(f"position weights need three non-negative numbers: {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def redact_url(url: str) -> str:
+    """`redis://user:secret@host` -> `redis://user:***@host`."""
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker, the CLI and the tests configure."""
+
+    kafka_bootstrap_servers: str = _setting(
+        "127.0.0.1:9092", "Kafka bootstrap servers, host:port[,host:port]"
+    )
+    redis_url: str = _setting("redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://)")
+    app_id: str = _setting("touchstream", "Faust app id: consumer group and internal topic prefix")
+    topic_prefix: str = _setting("", "Prefix prepended to every public topic name")
+    partitions: int = _setting(8, "Partitions of the topics Touchstream creates", int)
+    web_host: str = _setting("127.0.0.1", "Worker web server bind address (/metrics)")
+    web_port: int = _setting(6066, "Worker web server port (/metrics)", int)
+    batch_size: int = _setting(500, "Max events per processing batch", int)
+    batch_within_ms: int = _setting(50, "Max wait to fill a batch", _duration_ms)
+    session_timeout_ms: int = _setting(
+        30 * MINUTE_MS, "Inactivity gap that starts a new session", _duration_ms
+    )
+    lookback_ms: int = _setting(90 * DAY_MS, "Lookback window of a conversion", _duration_ms)
+    journey_cap: int = _setting(200, "Max touchpoints kept per journey", int)
+    recent_ids: int = _setting(256, "Event ids remembered per person for dedup", int)
+    conversion_ttl_ms: int = _setting(365 * DAY_MS, "How long conversion snapshots are kept", _duration_ms)
+    outbox_ttl_ms: int = _setting(
+        7 * DAY_MS, "How long a person's last outputs are kept for replay", _duration_ms
+    )
+    sweep_interval_ms: int = _setting(10_000, "How often idle sessions are closed", _duration_ms)
+    max_value_bytes: int = _setting(64 * 1024, "Largest accepted raw value", int)
+    max_context_bytes: int = _setting(4096, "Largest accepted `context` (serialised)", int)
+    max_future_skew_ms: int = _setting(DAY_MS, "How far in the future `ts` may be", _duration_ms)
+    models: tuple[str, ...] = _setting((), "Models to compute (comma separated; empty = all)", _names)
+    position_weights: tuple[float, float, float] = _setting(
+        (0.4, 0.2, 0.4), "position_based weights first,middle,last", _weights
+    )
+    half_life_ms: int = _setting(7 * DAY_MS, "time_decay half-life", _duration_ms)
+    worker_id: str = _setting("", "Worker id put in output headers (default: host:pid)")
+    log_level: str = _setting("info", "Log level")
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown["redis_url"] = redact_url(self.redis_url)
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build from `TOUCHSTREAM_*` variables; `KAFKA_BOOTSTRAP_SERVERS` and
+        `REDIS_URL` are accepted too. Keyword overrides win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        aliases = {"kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS", "redis_url": "REDIS_URL"}
+        for f in dataclasses.fields(cls):
+            raw = env.get(env_name(f.name), env.get(aliases.get(f.name, ""), None))
+            if raw is None:
+                continue
+            parse = f.metadata["parse"]
+            try:
+                values[f.name] = parse(raw) if parse else raw
+            except (TypeError, ValueError) as exc:
+                raise SettingsError(f"{env_name(f.name)}={raw!r}: {exc}") from exc
+        values.update(overrides)
+        return cls(**values)
+
+    def topic(self, name: str) -> str:
+        """Public topic name with the configured prefix."""
+        return self.topic_prefix + name
+
+    @property
+    def model_params(self) -> ModelParams:
+        return ModelParams(position_weights=self.position_weights, half_life_ms=self.half_life_ms)
+
+
+def env_name(field_name: str) -> str:
+    return PREFIX + field_name.upper()
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, help) for every setting: README table and CLI help."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        if isinstance(default, tuple):
+            default = ",".join(str(d) for d in default)
+        rows.append((env_name(f.name), str(default), f.metadata["help"]))
+    return rows
