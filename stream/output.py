@@ -33,7 +33,7 @@ class Message:
     """One record to produce: a logical topic name, key and value bytes."""
 
     topic: str
-    key: bytes
+    key: bytes | None
     value: bytes
 
 
@@ -162,7 +162,7 @@ def dlq_message(
 ) -> Message:
     """A dead-letter record; `raw` is kept as text when it is UTF-8, else base64."""
     try:
-        text, encoding = (raw.decode() if raw is not None else None), "utf-8"
+        text, encoding = (raw.decode(), "utf-8") if raw is not None else (None, None)
     except UnicodeDecodeError:
         text, encoding = base64.b64encode(raw or b"").decode(), "base64"
     doc = {
@@ -175,4 +175,4 @@ def dlq_message(
         "raw": text,
         "raw_encoding": encoding,
     }
-    return Message(DLQ, key or b"", dumps(doc))
+    return Message(DLQ, key, dumps(doc))
