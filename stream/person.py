@@ -106,5 +106,5 @@ def step(person_id: str, state: PersonState, events: Sequence[Positioned], confi
         if messages:
             outbox[item.offset] = messages
     changed = offsets != fence.offsets
-    new_fence = Fence(fence.version, offsets, tuple(recent[-config.recent_ids :]))
+    new_fence = Fence(fence.version, offsets, tuple(recent[max(0, len(recent) - config.recent_ids) :]))
     return StepResult(PersonState(journey, new_fence), outbox, conversions, replayed, duplicates, changed)

@@ -8,6 +8,7 @@ names in `--help`. Secrets (passwords inside URLs) never appear in `repr`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -40,7 +41,7 @@ def _duration_ms(text: str) -> int:
 
 def _weights(text: str) -> tuple[float, float, float]:
     parts = tuple(float(p) for p in text.split(","))
-    if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
+    if len(parts) != 3 or not all(math.isfinite(p) and p >= 0 for p in parts) or sum(parts) <= 0:
         raise SettingsError(f"position weights need three non-negative numbers: {text!r}")
     return parts  # type: ignore[return-value]
 
@@ -90,6 +91,24 @@ class Settings:
     half_life_ms: int = _setting(7 * DAY_MS, "time_decay half-life", _duration_ms)
     worker_id: str = _setting("", "Worker id put in output headers (default: host:pid)")
     log_level: str = _setting("info", "Log level")
+
+    def __post_init__(self) -> None:
+        positive = (
+            "partitions",
+            "batch_size",
+            "journey_cap",
+            "recent_ids",
+            "max_value_bytes",
+            "session_timeout_ms",
+            "lookback_ms",
+            "half_life_ms",
+            "sweep_interval_ms",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)!r}")
+        if not 0 <= self.web_port <= 65535:
+            raise SettingsError(f"{env_name('web_port')} must be a port number, got {self.web_port}")
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

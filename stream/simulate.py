@@ -9,7 +9,9 @@ purchase; most journeys never convert.
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,3 +113,9 @@ def generate(
         events = [e for e in customer_events(rng, n, start, mix) if e["ts"] <= end_ms]
         streams.append(iter(events))
     yield from heapq.merge(*streams, key=lambda e: e["ts"])
+
+
+def endless(customers: int, seed: int) -> Iterator[dict[str, Any]]:
+    """Round after round of `customers` new customers, each round ending at the wall-clock time."""
+    for round_ in itertools.count():
+        yield from generate(customers, seed + round_, int(time.time() * 1000), first_id=round_ * customers)

@@ -7,17 +7,14 @@ Set KAFKA_BOOTSTRAP_SERVERS / REDIS_URL to run against existing services.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from stream.runner import WorkerProcess
 from stream.settings import Settings
 
 
@@ -61,64 +58,6 @@ def make_settings(services: tuple[str, str]) -> Callable[..., Settings]:
     return make
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a `touchstream` process use these settings."""
-    from stream.settings import describe
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHSTREAM_")}
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    env.pop("REDIS_URL", None)
-    for name, _default, _help in describe():
-        value = getattr(settings, name.removeprefix("TOUCHSTREAM_").lower())
-        env[name] = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-    return env
-
-
-class WorkerProcess:
-    """`touchstream worker` as a real child process."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.settings = settings
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60) -> WorkerProcess:
-        self.log_offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker"],
-                env=settings_env(self.settings), stdout=out, stderr=subprocess.STDOUT,
-            )
-        self._wait_ready(timeout)
-        return self
-
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.output()[-3000:]}")
-            if "Worker ready" in self.output():
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready in {timeout}s:\n{self.output()[-3000:]}")
-
-    def output(self) -> str:
-        return self.log.read_bytes()[self.log_offset :].decode(errors="replace")
-
-    def stop(self, sig: int = 15, timeout: float = 30) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]]:
     workers: list[WorkerProcess] = []
@@ -137,13 +76,3 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]
         errors = [line for line in worker.output().splitlines() if "Traceback" in line or "[ERROR]" in line]
         # a crash inside an agent is restarted by Faust's supervisor: fail the test loudly instead
         assert not [e for e in errors if "GroupCoordinator" not in e], worker.output()[-5000:]
-
-
-def metric(settings: Settings, name: str) -> float:
-    """Sum of a metric's samples on a worker's /metrics page."""
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/metrics", timeout=5) as page:
-        text = page.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and not line.startswith("#"))

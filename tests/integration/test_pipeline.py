@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from importlib import resources
 from typing import Any
 
+import jsonschema
 import orjson
 import pytest
 import redis
-from conftest import metric
 
 from stream import journey as journeys
 from stream.kafka_io import collect, event_record, produce
 from stream.records import Touchpoint
+from stream.runner import metric
 from stream.topics import RAW, persons_topic
 
 pytestmark = pytest.mark.integration
@@ -25,13 +27,27 @@ T0 = 1_790_000_000_000  # 2026-09-21T14:13:20Z
 
 
 def touch(pid: str, n: int, ts: int, channel: str, **fields: Any) -> dict[str, Any]:
-    return {"event_id": f"{pid}-{n}", "type": "interaction", "ts": ts, "customer_id": pid,
-            "channel": channel, **fields}
+    return {
+        "event_id": f"{pid}-{n}",
+        "type": "interaction",
+        "ts": ts,
+        "customer_id": pid,
+        "channel": channel,
+        **fields,
+    }
 
 
 def convert(pid: str, n: int, ts: int, kind: str, value: float) -> dict[str, Any]:
-    return {"event_id": f"{pid}-{n}", "type": "conversion", "ts": ts, "customer_id": pid,
-            "conversion": kind, "conversion_id": f"{kind}-{pid}-{n}", "value": value, "currency": "EUR"}
+    return {
+        "event_id": f"{pid}-{n}",
+        "type": "conversion",
+        "ts": ts,
+        "customer_id": pid,
+        "conversion": kind,
+        "conversion_id": f"{kind}-{pid}-{n}",
+        "value": value,
+        "currency": "EUR",
+    }
 
 
 SCRIPT = [
@@ -54,12 +70,19 @@ SCRIPT = [
 
 EXPECTED_SHARES = {
     "alice": {
-        "first_touch": [1.0, 0.0, 0.0], "last_touch": [0.0, 0.0, 1.0], "last_non_direct": [0.0, 1.0, 0.0],
-        "linear": [1 / 3, 1 / 3, 1 / 3], "position_based": [0.4, 0.2, 0.4],
+        "first_touch": [1.0, 0.0, 0.0],
+        "last_touch": [0.0, 0.0, 1.0],
+        "last_non_direct": [0.0, 1.0, 0.0],
+        "linear": [1 / 3, 1 / 3, 1 / 3],
+        "position_based": [0.4, 0.2, 0.4],
     },
     "bob": {name: [1.0] for name in ("first_touch", "last_touch", "last_non_direct", "linear", "time_decay")},
-    "dave": {"first_touch": [1.0, 0.0], "last_touch": [0.0, 1.0], "linear": [0.5, 0.5],
-             "position_based": [0.5, 0.5]},
+    "dave": {
+        "first_touch": [1.0, 0.0],
+        "last_touch": [0.0, 1.0],
+        "linear": [0.5, 0.5],
+        "position_based": [0.5, 0.5],
+    },
 }
 
 
@@ -68,7 +91,26 @@ def publish(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
 
 
 def values(bootstrap: str, topic: str, count: int | None = None, timeout: float = 60) -> list[dict[str, Any]]:
-    return [orjson.loads(m.value) for m in asyncio.run(collect(bootstrap, topic, count=count, timeout=timeout))]
+    """A topic's values; each one is checked against the JSON Schema of its topic."""
+    docs = [
+        orjson.loads(m.value) for m in asyncio.run(collect(bootstrap, topic, count=count, timeout=timeout))
+    ]
+    schema = SCHEMAS[topic.rsplit(".", 1)[-1]]
+    for doc in docs:
+        jsonschema.validate(doc, schema)
+    return docs
+
+
+def _schema(name: str) -> dict[str, Any]:
+    return orjson.loads(resources.files("stream").joinpath(f"schemas/{name}.schema.json").read_bytes())
+
+
+SCHEMAS = {
+    "conversions": _schema("conversion"),
+    "credits": _schema("credit"),
+    "sessions": _schema("session"),
+    "dlq": _schema("dlq"),
+}
 
 
 def test_scripted_journeys_are_attributed_exactly(make_settings, start_worker) -> None:
@@ -99,8 +141,11 @@ def test_scripted_journeys_are_attributed_exactly(make_settings, start_worker) -
     assert all(c["value"] == 40.0 and c["share"] == 1.0 for c in unattributed)
 
     sessions = values(settings.kafka_bootstrap_servers, settings.topic("touchpoints.sessions"), count=3)
-    closed = sorted((s["person_id"], s["session_id"], s["interactions"]) for s in sessions
-                    if s["closed_by"] == "next_session")
+    closed = sorted(
+        (s["person_id"], s["session_id"], s["interactions"])
+        for s in sessions
+        if s["closed_by"] == "next_session"
+    )
     assert closed == [("alice", "alice-1", 2), ("alice", "alice-3", 1), ("dave", "dave-1", 1)]
 
     stored = journeys.loads(redis.Redis.from_url(settings.redis_url).get("ts:{p:alice}:journey"))
@@ -116,16 +161,54 @@ MALFORMED: list[tuple[bytes, str]] = [
     (b"{not json", "not_json"),
     (b"\xff\xfe garbage", "not_json"),
     (b"[1, 2, 3]", "not_object"),
-    (orjson.dumps({"event_id": 7, "type": "interaction", "ts": T0, "customer_id": "x", "channel": "email"}),
-     "wrong_type"),
-    (orjson.dumps({"type": "interaction", "ts": T0, "customer_id": "x", "channel": "email"}), "missing_field"),
-    (orjson.dumps({"event_id": "m-1", "type": "interaction", "ts": "yesterday", "customer_id": "x",
-                   "channel": "email"}), "bad_ts"),
+    (
+        orjson.dumps(
+            {"event_id": 7, "type": "interaction", "ts": T0, "customer_id": "x", "channel": "email"}
+        ),
+        "wrong_type",
+    ),
+    (
+        orjson.dumps({"type": "interaction", "ts": T0, "customer_id": "x", "channel": "email"}),
+        "missing_field",
+    ),
+    (
+        orjson.dumps(
+            {
+                "event_id": "m-1",
+                "type": "interaction",
+                "ts": "yesterday",
+                "customer_id": "x",
+                "channel": "email",
+            }
+        ),
+        "bad_ts",
+    ),
     (orjson.dumps({"event_id": "m-2", "type": "purchase!", "ts": T0, "customer_id": "x"}), "unknown_type"),
-    (orjson.dumps({"event_id": "m-3", "type": "interaction", "ts": T0, "customer_id": "x", "channel": "email",
-                   "context": {"blob": "x" * 70_000}}), "too_large"),
-    (orjson.dumps({"event_id": "m-4", "type": "interaction", "ts": 4_102_444_800_000, "customer_id": "x",
-                   "channel": "email"}), "ts_out_of_range"),
+    (
+        orjson.dumps(
+            {
+                "event_id": "m-3",
+                "type": "interaction",
+                "ts": T0,
+                "customer_id": "x",
+                "channel": "email",
+                "context": {"blob": "x" * 70_000},
+            }
+        ),
+        "too_large",
+    ),
+    (
+        orjson.dumps(
+            {
+                "event_id": "m-4",
+                "type": "interaction",
+                "ts": 4_102_444_800_000,
+                "customer_id": "x",
+                "channel": "email",
+            }
+        ),
+        "ts_out_of_range",
+    ),
 ]
 
 
@@ -182,8 +265,9 @@ def test_publishing_twice_and_reprocessing_change_nothing(make_settings, start_w
     # reprocess everything from offset 0: the stored fence refuses every applied offset;
     # outputs of the last write per person are re-emitted byte-identical, nothing else changes
     worker.stop()
-    _rewind_group(bootstrap, settings.app_id, [settings.topic(RAW), persons_topic(settings)],
-                  settings.partitions)
+    _rewind_group(
+        bootstrap, settings.app_id, [settings.topic(RAW), persons_topic(settings)], settings.partitions
+    )
     start_worker(settings)
     publish(bootstrap, settings.topic(RAW), [touch("zed", 3, T0 + 2 * MIN, "email")])
     replayed = asyncio.run(collect(bootstrap, conversions_topic, count=5, timeout=60, settle=5))

@@ -1,0 +1,39 @@
+# Touchstream — `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-unit test-integration lint services clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.installed ## create the virtualenv and install touchstream with its dev tools
+
+demo: install ## run the main job: Kafka + Redis + worker + simulator, live attribution (Ctrl-C stops)
+	$(BIN)/touchstream demo
+
+test: install ## run every test (starts a real Kafka broker and redis-server itself)
+	$(BIN)/python -m pytest
+
+test-unit: install ## pure unit tests only (no broker)
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: install ## integration tests only
+	$(BIN)/python -m pytest tests/integration
+
+lint: install ## ruff
+	$(BIN)/ruff check stream tests
+
+services: install ## start Kafka and Redis locally and print their addresses (Ctrl-C stops)
+	$(BIN)/python -m stream.infra
+
+clean: ## remove the virtualenv and caches (the Kafka jar cache in ~/.cache/touchstream stays)
+	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

@@ -1,0 +1,183 @@
+"""One person's batch applied exactly once: fence, dedup, outputs (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import orjson
+
+from stream.journey import Rules
+from stream.output import CONVERSIONS, CREDITS, SESSIONS
+from stream.person import Attributed, Config, Fence, PersonState, Positioned, StepResult, step
+from stream.records import Event
+
+# --- builders ----------------------------------------------------------------
+
+T0 = 1_772_359_200_000
+MIN = 60_000
+TP = "touchstream-person:3"
+CONFIG = Config(models=("first_touch", "linear"))
+FRESH = PersonState()
+
+
+def click(event_id: str, minute: int, channel: str = "email") -> Event:
+    return Event(event_id, "interaction", T0 + minute * MIN, "c-7", customer_id="c-7", channel=channel)
+
+
+def convert(event_id: str, minute: int, value: float = 100.0) -> Event:
+    return Event(
+        event_id,
+        "conversion",
+        T0 + minute * MIN,
+        "c-7",
+        customer_id="c-7",
+        conversion="purchase",
+        conversion_id=event_id,
+        value=value,
+        currency="EUR",
+    )
+
+
+def at(offset: int, *events: Event, tp: str = TP) -> list[Positioned]:
+    """`events` at consecutive offsets from `offset`."""
+    return [Positioned(tp, offset + i, e) for i, e in enumerate(events)]
+
+
+def run(events: list[Positioned], state: PersonState = FRESH, config: Config = CONFIG) -> StepResult:
+    return step("c-7", state, events, config)
+
+
+JOURNEY = (click("e1", 0, "email"), click("e2", 1, "paid_search"), convert("e3", 2))
+
+
+def values(result: StepResult) -> list[bytes]:
+    return [m.value for offset in sorted(result.outbox) for m in result.outbox[offset]]
+
+
+# --- first application --------------------------------------------------------
+
+
+def test_first_application_writes_fence_and_outputs():
+    result = run(at(10, *JOURNEY))
+    assert result.state.fence == Fence(0, {TP: 12}, ("e1", "e2", "e3"))
+    assert (result.replayed, result.duplicates, result.changed) == ([], 0, True)
+    assert sorted(result.outbox) == [11, 12]  # e2 closed e1's session; e3 converted
+    assert [(m.topic, m.key) for m in result.outbox[11]] == [(SESSIONS, b"c-7")]
+    assert [(m.topic, m.key) for m in result.outbox[12]] == [
+        (CONVERSIONS, b"c-7"),
+        (CREDITS, b"email"),
+        (CREDITS, b"paid_search"),  # first_touch
+        (CREDITS, b"email"),
+        (CREDITS, b"paid_search"),  # linear
+    ]
+    assert result.conversions == [Attributed("e3", result.outbox[12][0].value)]
+
+
+def test_conversion_value_carries_every_model():
+    doc = orjson.loads(run(at(10, *JOURNEY)).outbox[12][0].value)
+    assert doc["attribution_id"] == "e3"
+    assert doc["models"] == {
+        "first_touch": {"shares": [1.0, 0.0], "values": [100.0, 0.0]},
+        "linear": {"shares": [0.5, 0.5], "values": [50.0, 50.0]},
+    }
+
+
+def test_credit_rows_are_one_per_model_and_touch():
+    rows = [orjson.loads(m.value) for m in run(at(10, *JOURNEY)).outbox[12][1:]]
+    assert [(r["model"], r["touchpoint_index"], r["share"], r["value"]) for r in rows] == [
+        ("first_touch", 0, 1.0, 100.0),
+        ("first_touch", 1, 0.0, 0.0),
+        ("linear", 0, 0.5, 50.0),
+        ("linear", 1, 0.5, 50.0),
+    ]
+
+
+def test_unattributed_conversion_emits_one_row_per_model():
+    result = run(at(0, convert("e1", 0, value=40.0)))
+    assert [(m.topic, m.key) for m in result.outbox[0]] == [
+        (CONVERSIONS, b"c-7"),
+        (CREDITS, b"(unattributed)"),
+        (CREDITS, b"(unattributed)"),
+    ]
+
+
+# --- replays and duplicates ----------------------------------------------------
+
+
+def test_replaying_applied_events_changes_nothing():
+    first = run(at(10, *JOURNEY))
+    again = run(at(10, *JOURNEY), first.state)
+    assert again.replayed == [10, 11, 12]
+    assert (again.outbox, again.conversions, again.duplicates, again.changed) == ({}, [], 0, False)
+    assert again.state == first.state
+
+
+def test_resuming_after_a_partial_write_applies_only_the_rest():
+    partial = run(at(10, *JOURNEY[:2]))
+    rest = run(at(10, *JOURNEY), partial.state)
+    assert rest.replayed == [10, 11]
+    assert sorted(rest.outbox) == [12]
+    assert values(rest)[0] == run(at(10, *JOURNEY)).outbox[12][0].value
+
+
+def test_same_event_id_at_a_new_offset_is_a_duplicate():
+    first = run(at(10, *JOURNEY))
+    dup = run(at(13, JOURNEY[2]), first.state)
+    assert (dup.duplicates, dup.outbox, dup.conversions, dup.replayed) == (1, {}, [], [])
+    assert dup.state.fence.offsets == {TP: 13}
+    assert dup.changed
+    assert dup.state.journey == first.state.journey
+
+
+def test_duplicate_inside_one_batch_is_skipped():
+    result = run(at(10, click("e1", 0), click("e1", 0)))
+    assert result.duplicates == 1
+    assert result.state.fence.recent_ids == ("e1",)
+    assert result.state.journey.session_interactions == 1
+
+
+def test_fence_is_per_topic_partition():
+    first = run(at(10, *JOURNEY))
+    other = run(at(0, click("e4", 3), tp="touchstream-person:4"), first.state)
+    assert other.replayed == []
+    assert other.state.fence.offsets == {TP: 12, "touchstream-person:4": 0}
+
+
+def test_recent_ids_are_bounded():
+    config = Config(models=CONFIG.models, recent_ids=2)
+    result = run(at(10, *JOURNEY), config=config)
+    assert result.state.fence.recent_ids == ("e2", "e3")
+    forgotten = run(at(13, click("e1", 3)), result.state, config)
+    assert forgotten.duplicates == 0  # e1 fell out of the window
+    assert forgotten.state.fence.recent_ids == ("e3", "e1")
+
+
+def test_zero_recent_ids_remembers_none():
+    result = run(at(10, *JOURNEY), config=Config(models=CONFIG.models, recent_ids=0))
+    assert result.state.fence.recent_ids == ()
+
+
+def test_fence_version_is_left_to_the_store():
+    state = PersonState(fence=Fence(version=7))
+    assert run(at(0, click("e1", 0)), state).state.fence.version == 7
+
+
+# --- determinism -----------------------------------------------------------------
+
+
+def test_same_input_gives_byte_identical_values():
+    config = Config(rules=Rules(), models=("first_touch", "linear", "time_decay", "w_shaped"))
+    events = at(10, *JOURNEY, click("e4", 40, "sms"), convert("e5", 41, 10.0))
+    first, second = run(events, config=config), run(events, config=config)
+    assert values(first) == values(second)
+    assert first.conversions == second.conversions
+    assert len(values(first)) == 1 + (1 + 2 * 4) + 1 + (1 + 3 * 4)
+
+
+def test_batch_boundaries_do_not_change_the_values():
+    events = at(10, *JOURNEY, click("e4", 40, "sms"), convert("e5", 41, 10.0))
+    whole = run(events)
+    state, split = PersonState(), []
+    for cut in (events[:2], events[2:4], events[4:]):
+        part = run(cut, state)
+        state, split = part.state, split + values(part)
+    assert split == values(whole)
+    assert state == whole.state
