@@ -73,7 +73,8 @@ async def _live(settings: Settings, customers: int, rate: float, console: Consol
 
 def _line(doc: dict[str, Any]) -> str:
     conv = doc["conversion"]
-    head = f"[cyan]{doc['person_id']:>8}[/] [bold]{conv['conversion']:<8}[/] {conv['value']:>8.2f} {conv['currency']}"
+    who = f"[cyan]{doc['person_id']:>8}[/] [bold]{conv['conversion']:<8}[/]"
+    head = f"{who} {conv['value']:>8.2f} {conv['currency']}"
     if doc["unattributed"]:
         return head + "  [dim](unattributed)[/]"
     path = " > ".join(t["channel"] for t in doc["touchpoints"])
