@@ -154,22 +154,12 @@ def _trim(touches: tuple[Touchpoint, ...], last_ts: int, rules: Rules) -> tuple[
     return touches[-rules.journey_cap :] if len(touches) > rules.journey_cap else touches
 
 
+_COPIED = tuple(name for name in TOUCH_FIELDS if name != "session_id")
+
+
 def touch_from(event: Event) -> Touchpoint:
-    assert event.channel is not None
-    return Touchpoint(
-        ts=event.ts,
-        channel=event.channel,
-        session_id=event.event_id,
-        source=event.source,
-        medium=event.medium,
-        campaign=event.campaign,
-        interaction=event.interaction,
-        medium_kind=event.medium_kind,
-        directness=event.directness,
-        stage=event.stage,
-        context=event.context,
-        cost=event.cost,
-    )
+    """A new session's touchpoint: the fields of its first interaction."""
+    return Touchpoint(session_id=event.event_id, **{name: getattr(event, name) for name in _COPIED})
 
 
 def sessionise(interactions: Iterable[Event], session_timeout_ms: int) -> list[Touchpoint]:

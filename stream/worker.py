@@ -74,14 +74,14 @@ class Emitter:
         return self._producer()
 
 
+@dataclass
 class Ingestor:
     """Validates `touchpoints.raw` and re-keys valid events by person."""
 
-    def __init__(self, emitter: Emitter, persons_topic: str, limits: Limits, metrics: Metrics) -> None:
-        self.emitter = emitter
-        self.persons_topic = persons_topic
-        self.limits = limits
-        self.metrics = metrics
+    emitter: Emitter
+    persons_topic: str
+    limits: Limits
+    metrics: Metrics
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
         now_ms = int(time.time() * 1000)
@@ -120,14 +120,14 @@ class Ingestor:
         self.metrics.batch_size.labels("ingest").observe(len(records))
 
 
+@dataclass
 class JourneyProcessor:
     """Applies batches of person-keyed events exactly once to Redis state."""
 
-    def __init__(self, store: JourneyStore, emitter: Emitter, config: Config, metrics: Metrics) -> None:
-        self.store = store
-        self.emitter = emitter
-        self.config = config
-        self.metrics = metrics
+    store: JourneyStore
+    emitter: Emitter
+    config: Config
+    metrics: Metrics
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
         by_person: dict[str, list[Positioned]] = {}
@@ -182,14 +182,14 @@ class JourneyProcessor:
                         m.sessions_out.labels("next_session").inc()
 
 
+@dataclass
 class Sweeper:
     """Closes sessions idle past the timeout on the partitions this worker owns."""
 
-    def __init__(self, store: JourneyStore, emitter: Emitter, config: Config, metrics: Metrics) -> None:
-        self.store = store
-        self.emitter = emitter
-        self.config = config
-        self.metrics = metrics
+    store: JourneyStore
+    emitter: Emitter
+    config: Config
+    metrics: Metrics
 
     async def sweep(self, partitions: Sequence[int], now_ms: int | None = None) -> int:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
