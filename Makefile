@@ -30,7 +30,7 @@ test-integration: install ## integration tests only
 	$(BIN)/python -m pytest tests/integration
 
 lint: install ## ruff
-	$(BIN)/ruff check stream tests
+	$(BIN)/ruff check stream tests bench
 
 services: install ## start Kafka and Redis locally and print their addresses (Ctrl-C stops)
 	$(BIN)/python -m stream.infra
