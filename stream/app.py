@@ -17,25 +17,13 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from stream.attribution import DEFAULT_MODELS, MODELS
 from stream.events import Limits
-from stream.journey import Rules
 from stream.metrics import Metrics
 from stream.person import Config
 from stream.settings import Settings
 from stream.store import JourneyStore, Ttls
 from stream.topics import RAW, persons_topic
 from stream.worker import Emitter, Ingestor, JourneyProcessor, RawRecord, Sweeper
-
-
-def processing_config(settings: Settings) -> Config:
-    """The pure core's configuration; shared with `touchstream attribute`."""
-    models = settings.models or DEFAULT_MODELS
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        raise ValueError(f"unknown models {unknown}; known: {list(MODELS)}")
-    rules = Rules(settings.session_timeout_ms, settings.lookback_ms, settings.journey_cap)
-    return Config(rules, settings.model_params, tuple(models), settings.recent_ids)
 
 
 def _record(event: Any) -> RawRecord:
@@ -61,7 +49,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     )
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
     metrics = Metrics.create(registry)
-    config = processing_config(settings)
+    config = Config.from_settings(settings)
     worker_id = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
     within = settings.batch_within_ms / 1000
     raw = app.topic(settings.topic(RAW), key_serializer="raw", value_serializer="raw")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -20,6 +22,15 @@ from stream import settings as settings_mod
 from stream.settings import Settings, SettingsError
 from stream.simulate import generate
 from stream.topics import RAW, ensure_topics
+
+# per-call overrides of `touchstream attribute`: flag -> settings variable
+PER_CALL = {
+    "models": "TOUCHSTREAM_MODELS",
+    "position-weights": "TOUCHSTREAM_POSITION_WEIGHTS",
+    "half-life": "TOUCHSTREAM_HALF_LIFE_MS",
+    "session-timeout": "TOUCHSTREAM_SESSION_TIMEOUT_MS",
+    "lookback": "TOUCHSTREAM_LOOKBACK_MS",
+}
 
 
 class CliError(Exception):
@@ -54,6 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
     produce = sub.add_parser("produce", help="publish a JSONL file to touchpoints.raw (one value per line)")
     produce.add_argument("file", type=Path)
     produce.add_argument("--topic", help="topic name (default: the raw topic)")
+    attribute = sub.add_parser(
+        "attribute", help="batch mode: the stream's models over a JSONL event file or an aggregated paths CSV"
+    )
+    source = attribute.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--events", type=Path, help="raw events, one JSON per line: prints one attribution per line"
+    )
+    source.add_argument(
+        "--paths",
+        type=Path,
+        help="CSV path,total_conversions,total_conversion_value,total_null: channel totals",
+    )
+    attribute.add_argument(
+        "--format", choices=("json", "table"), default="json", help="--paths output format"
+    )
+    for flag, variable in PER_CALL.items():
+        attribute.add_argument(f"--{flag}", metavar="VALUE", help=f"overrides {variable}")
     tail = sub.add_parser("tail", help="print a topic's values")
     tail.add_argument("topic", help="full topic name, e.g. attribution.conversions")
     tail.add_argument("--from-beginning", action="store_true")
@@ -70,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `touchstream ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -139,6 +170,61 @@ def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attribute(settings: Settings, args: argparse.Namespace) -> int:
+    from stream import batch
+    from stream.attribution import UnknownModelError
+    from stream.events import Limits
+    from stream.person import Config
+
+    overrides = {}
+    for flag, variable in PER_CALL.items():
+        text = getattr(args, flag.replace("-", "_"))
+        if text is not None:
+            name = variable.removeprefix("TOUCHSTREAM_").lower()
+            overrides[name] = settings_mod.parse_field(name, text)
+    settings = dataclasses.replace(settings, **overrides)
+    try:
+        config = Config.from_settings(settings)
+    except UnknownModelError as exc:
+        raise CliError(str(exc)) from None
+    source = args.events or args.paths
+    if not source.is_file():
+        raise CliError(f"no such file: {source}")
+    if args.events:
+        limits = Limits(settings.max_value_bytes, settings.max_context_bytes, settings.max_future_skew_ms)
+        rejected: list[batch.Rejected] = []
+        with _progress_open(source, "rb") as lines:
+            out = sys.stdout.buffer
+            for value in batch.attribute_events(lines, config, limits, int(time.time() * 1000), rejected):
+                out.write(value + b"\n")
+        for r in rejected:
+            print(f"{source}:{r.line}: skipped ({r.reason_code}): {r.error}", file=sys.stderr)
+        return 0
+    with _progress_open(source, "rt") as text:
+        try:
+            totals = batch.heuristic_totals(batch.read_paths(text), config.models, config.params)
+        except batch.InputError as exc:
+            raise CliError(f"{source}: {exc}") from None
+    if args.format == "json":
+        sys.stdout.buffer.write(
+            orjson.dumps(totals, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+        )
+    else:
+        sys.stdout.write(batch.format_table(totals))
+    return 0
+
+
+def _progress_open(path: Path, mode: str):  # type: ignore[no-untyped-def]
+    """Open a file with a rich progress bar on stderr (shown only on a terminal)."""
+    import rich.progress
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return rich.progress.open(
+        path, mode, description=path.name, console=console, disable=not console.is_terminal
+    )
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from stream.demo import run_demo
 
@@ -151,6 +237,7 @@ COMMANDS = {
     "simulate": cmd_simulate,
     "produce": cmd_produce,
     "tail": cmd_tail,
+    "attribute": cmd_attribute,
 }
 
 if __name__ == "__main__":

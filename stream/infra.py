@@ -32,15 +32,20 @@ from pathlib import Path
 KAFKA_VERSION = "3.9.1"
 PROBE_TOPIC = "__touchstream_probe"  # created by the Kafka readiness check
 _MARKER = ".resolved"
-_DEPENDENCIES = (("org.apache.kafka", "kafka_2.13", KAFKA_VERSION),
-                 ("org.slf4j", "slf4j-reload4j", "1.7.36"),
-                 ("ch.qos.reload4j", "reload4j", "1.2.25"))
+_DEPENDENCIES = (
+    ("org.apache.kafka", "kafka_2.13", KAFKA_VERSION),
+    ("org.slf4j", "slf4j-reload4j", "1.7.36"),
+    ("ch.qos.reload4j", "reload4j", "1.2.25"),
+)
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>
 <groupId>touchstream</groupId><artifactId>kafka-broker</artifactId><version>1</version>
 <packaging>pom</packaging><dependencies>{}</dependencies></project>
-""".format("".join(
-    f"\n<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version>"
-    "</dependency>" for g, a, v in _DEPENDENCIES))
+""".format(
+    "".join(
+        f"\n<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
+        for g, a, v in _DEPENDENCIES
+    )
+)
 _LOG4J = """log4j.rootLogger=WARN, file
 log4j.appender.file=org.apache.log4j.FileAppender
 log4j.appender.file.File={path}
@@ -48,19 +53,30 @@ log4j.appender.file.layout=org.apache.log4j.PatternLayout
 log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 """
 _BROKER_SETTINGS = {  # one node on a small (2-core) machine
-    "process.roles": "broker,controller", "node.id": 1,
-    "controller.listener.names": "CONTROLLER", "inter.broker.listener.name": "PLAINTEXT",
+    "process.roles": "broker,controller",
+    "node.id": 1,
+    "controller.listener.names": "CONTROLLER",
+    "inter.broker.listener.name": "PLAINTEXT",
     "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-    "num.partitions": 4, "auto.create.topics.enable": "true",
-    "offsets.topic.replication.factor": 1, "offsets.topic.num.partitions": 4,
-    "transaction.state.log.replication.factor": 1, "transaction.state.log.min.isr": 1,
-    "transaction.state.log.num.partitions": 4, "group.initial.rebalance.delay.ms": 0,
-    "num.network.threads": 2, "num.io.threads": 2, "background.threads": 2,
-    "num.recovery.threads.per.data.dir": 1, "log.segment.bytes": 64 << 20,
-    "log.cleaner.threads": 1, "log.cleaner.dedupe.buffer.size": 16 << 20,
+    "num.partitions": 4,
+    "auto.create.topics.enable": "true",
+    "offsets.topic.replication.factor": 1,
+    "offsets.topic.num.partitions": 4,
+    "transaction.state.log.replication.factor": 1,
+    "transaction.state.log.min.isr": 1,
+    "transaction.state.log.num.partitions": 4,
+    "group.initial.rebalance.delay.ms": 0,
+    "num.network.threads": 2,
+    "num.io.threads": 2,
+    "background.threads": 2,
+    "num.recovery.threads.per.data.dir": 1,
+    "log.segment.bytes": 64 << 20,
+    "log.cleaner.threads": 1,
+    "log.cleaner.dedupe.buffer.size": 16 << 20,
     # after a SIGKILL the restarted broker cannot register until its old
     # session expires (default 9 s): keep that short
-    "broker.session.timeout.ms": 4000, "broker.heartbeat.interval.ms": 1000,
+    "broker.session.timeout.ms": 4000,
+    "broker.heartbeat.interval.ms": 1000,
 }
 
 
@@ -84,8 +100,12 @@ class _Child:
         """Spawn, then poll `ready` until true; InfraError if it dies or times out."""
         with self.out.open("ab") as out:
             self.popen = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         if not _LIVE:
             atexit.unregister(_stop_all)
             atexit.register(_stop_all)
@@ -195,10 +215,17 @@ def _fetch_with_maven(cache: Path) -> None:
     mvn, libs = _which("mvn"), cache / "libs"
     shutil.rmtree(libs, ignore_errors=True)  # a partial earlier copy
     (cache / "pom.xml").write_text(_POM)
-    print(f"touchstream: fetching Kafka {KAFKA_VERSION} with Maven into {cache}",
-          file=sys.stderr)
-    argv = [mvn, "-q", "-B", "-f", str(cache / "pom.xml"), "dependency:copy-dependencies",
-            f"-DoutputDirectory={libs}", "-DincludeScope=runtime"]
+    print(f"touchstream: fetching Kafka {KAFKA_VERSION} with Maven into {cache}", file=sys.stderr)
+    argv = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(cache / "pom.xml"),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}",
+        "-DincludeScope=runtime",
+    ]
     done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
@@ -231,23 +258,38 @@ def start_kafka(workdir: Path, *, wait: float = 90) -> KafkaBroker:
     props, log4j = workdir / "server.properties", workdir / "log4j.properties"
     props.write_text(_server_properties(port, cport, workdir / "data"))
     log4j.write_text(_LOG4J.format(path=workdir / "logs" / "server.log"))
-    jvm = [java, "-Xms256m", "-Xmx768m", "-Djava.awt.headless=true",
-           f"-Dlog4j.configuration=file:{log4j}",
-           f"-Dkafka.logs.dir={workdir / 'logs'}", "-cp", classpath]
+    jvm = [
+        java,
+        "-Xms256m",
+        "-Xmx768m",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{log4j}",
+        f"-Dkafka.logs.dir={workdir / 'logs'}",
+        "-cp",
+        classpath,
+    ]
     _format_storage(jvm, props, workdir / "data")
     bootstrap = f"127.0.0.1:{port}"
-    child = _Child(f"Kafka at {bootstrap}", [*jvm, "kafka.Kafka", str(props)],
-                   workdir / "kafka.out", lambda: _kafka_ready(bootstrap), wait,
-                   logs=[workdir / "logs" / "server.log"])
+    child = _Child(
+        f"Kafka at {bootstrap}",
+        [*jvm, "kafka.Kafka", str(props)],
+        workdir / "kafka.out",
+        lambda: _kafka_ready(bootstrap),
+        wait,
+        logs=[workdir / "logs" / "server.log"],
+    )
     child.start()
     return KafkaBroker(bootstrap, workdir, child)
 
 
 def _server_properties(port: int, cport: int, data: Path) -> str:
-    settings = {**_BROKER_SETTINGS, "log.dirs": data,
-                "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-                "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}"}
+    settings = {
+        **_BROKER_SETTINGS,
+        "log.dirs": data,
+        "controller.quorum.voters": f"1@127.0.0.1:{cport}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+    }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -322,11 +364,23 @@ def start_redis(workdir: Path, *, appendonly: bool = False) -> RedisServer:
     workdir.mkdir(parents=True, exist_ok=True)
     [port] = _free_ports(1)
     aof = ["yes", "--appendfsync", "everysec"] if appendonly else ["no"]
-    argv = [_redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--dir", str(workdir), "--daemonize", "no", "--appendonly", *aof]
+    argv = [
+        _redis_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+        str(workdir),
+        "--daemonize",
+        "no",
+        "--appendonly",
+        *aof,
+    ]
     url = f"redis://127.0.0.1:{port}/0"
-    child = _Child(f"redis-server at {url}", argv, workdir / "redis.out",
-                   lambda: _redis_ready(url), wait=20)
+    child = _Child(f"redis-server at {url}", argv, workdir / "redis.out", lambda: _redis_ready(url), wait=20)
     child.start()
     return RedisServer(url, workdir, child)
 

@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stream import journey as journeys
+from stream.attribution import DEFAULT_MODELS, MODELS, UnknownModelError
 from stream.journey import Converted, Journey, Rules
 from stream.output import Message, attribution_doc, conversion_messages, session_message
 from stream.records import Event, ModelParams
+from stream.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +69,22 @@ class StepResult:
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """The pure core's configuration; the worker and `touchstream attribute` share it."""
+
     rules: Rules = Rules()
     params: ModelParams = ModelParams()
     models: tuple[str, ...] = ()
     recent_ids: int = 256
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Config:
+        """Raises UnknownModelError for a model name that is not registered."""
+        models = settings.models or DEFAULT_MODELS
+        for name in models:
+            if name not in MODELS:
+                raise UnknownModelError(name)
+        rules = Rules(settings.session_timeout_ms, settings.lookback_ms, settings.journey_cap)
+        return cls(rules, settings.model_params, tuple(models), settings.recent_ids)
 
 
 def step(person_id: str, state: PersonState, events: Sequence[Positioned], config: Config) -> StepResult:

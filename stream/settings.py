@@ -143,6 +143,15 @@ class Settings:
         return ModelParams(position_weights=self.position_weights, half_life_ms=self.half_life_ms)
 
 
+def parse_field(name: str, text: str) -> Any:
+    """Parse `text` the way the field's `TOUCHSTREAM_*` variable is parsed (for CLI flags)."""
+    parse = {f.name: f.metadata["parse"] for f in dataclasses.fields(Settings)}[name]
+    try:
+        return parse(text) if parse else text
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"--{name.removesuffix('_ms').replace('_', '-')} {text!r}: {exc}") from exc
+
+
 def env_name(field_name: str) -> str:
     return PREFIX + field_name.upper()
 

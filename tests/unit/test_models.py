@@ -318,8 +318,7 @@ def inputs(draw: st.DrawFn) -> AttributionInput:
     milestone = st.none() | st.integers(0, conversion_ts)
     return AttributionInput(
         touches=tuple(
-            Touchpoint(ts, c, f"s{i}")
-            for i, (ts, c) in enumerate(zip(stamps, channels, strict=True))
+            Touchpoint(ts, c, f"s{i}") for i, (ts, c) in enumerate(zip(stamps, channels, strict=True))
         ),
         conversion_ts=conversion_ts,
         lead_ts=draw(milestone),
@@ -345,9 +344,7 @@ def test_every_model_gives_nonnegative_shares_summing_to_one(
 
 
 @given(inputs(), params_strategy, st.floats(0.0, 1e9))
-def test_credited_value_is_conserved(
-    inp: AttributionInput, params: ModelParams, value: float
-) -> None:
+def test_credited_value_is_conserved(inp: AttributionInput, params: ModelParams, value: float) -> None:
     for name, shares in attribute(inp, params).items():
         credited = math.fsum(s * value for s in shares)
         assert credited == pytest.approx(value, rel=1e-9, abs=1e-9), name

@@ -1,0 +1,136 @@
+"""Batch mode (`touchstream attribute`): the stream's own pure code over files.
+
+`attribute_events` replays raw events through the same validation and the
+same per-person `step` as the worker (each line is one position of a single
+synthetic partition, so event-id dedup behaves as in the stream) and yields
+the very `attribution.conversions` values the stream emits.
+
+`read_paths` / `path_totals` handle aggregated path files in the common
+format `path,total_conversions,total_conversion_value,total_null`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from stream.attribution import MODELS
+from stream.events import Limits, validate
+from stream.output import CONVERSIONS
+from stream.person import Config, PersonState, Positioned, step
+from stream.records import AttributionInput, Event, ModelParams, Touchpoint
+
+BATCH_TP = "batch:0"
+DAY_MS = 24 * 3600 * 1000
+
+
+class InputError(ValueError):
+    """A bad row in a batch input file; the message names the line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    line: int
+    reason_code: str
+    error: str
+
+
+def attribute_events(
+    lines: Iterable[bytes],
+    config: Config,
+    limits: Limits,
+    now_ms: int,
+    rejected: list[Rejected] | None = None,
+) -> Iterator[bytes]:
+    """`attribution.conversions` values for every conversion in a JSONL stream of raw events.
+
+    Invalid lines are skipped (the stream sends them to the DLQ) and recorded in `rejected`.
+    Memory: one journey per person, each bounded by the journey cap and lookback.
+    """
+    states: dict[str, PersonState] = {}
+    for number, line in enumerate(lines, start=1):
+        raw = line.rstrip(b"\r\n")
+        if not raw:
+            continue
+        event = validate(raw, limits, now_ms)
+        if not isinstance(event, Event):
+            if rejected is not None:
+                rejected.append(Rejected(number, event.reason_code, event.error))
+            continue
+        pid = event.person_id
+        result = step(pid, states.get(pid, PersonState()), [Positioned(BATCH_TP, number, event)], config)
+        states[pid] = result.state
+        for messages in result.outbox.values():
+            yield from (m.value for m in messages if m.topic == CONVERSIONS)
+
+
+# -- aggregated paths ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PathRow:
+    path: tuple[str, ...]
+    conversions: float
+    value: float
+    nulls: float
+
+
+def read_paths(text: Iterable[str]) -> Iterator[PathRow]:
+    """Rows of a `path,total_conversions,total_conversion_value,total_null` CSV (header optional)."""
+    for number, row in enumerate(csv.reader(text), start=1):
+        if not row or (number == 1 and row[0].strip().lower() == "path"):
+            continue
+        if len(row) != 4:
+            raise InputError(
+                f"line {number}: expected 4 columns (path,conversions,value,null), got {len(row)}"
+            )
+        path = tuple(part.strip() for part in row[0].split(">"))
+        if not all(path):
+            raise InputError(f"line {number}: empty channel in path {row[0]!r}")
+        try:
+            conversions, value, nulls = (float(cell) for cell in row[1:])
+        except ValueError:
+            raise InputError(f"line {number}: counts must be numbers, got {row[1:]}") from None
+        if min(conversions, value, nulls) < 0:
+            raise InputError(f"line {number}: counts must not be negative")
+        yield PathRow(path, conversions, value, nulls)
+
+
+def path_input(path: tuple[str, ...]) -> AttributionInput:
+    """A path with no timestamps as a conversion's input: touches one day apart, the last
+    one a day before the conversion; no lead or opportunity position."""
+    n = len(path)
+    touches = tuple(Touchpoint(ts=(i - n) * DAY_MS, channel=c, session_id=str(i)) for i, c in enumerate(path))
+    return AttributionInput(touches, conversion_ts=0)
+
+
+Totals = dict[str, dict[str, dict[str, float]]]  # model -> channel -> {"conversions", "value"}
+
+
+def heuristic_totals(rows: Iterable[PathRow], models: Iterable[str], params: ModelParams) -> Totals:
+    """Heuristic channel totals: each row is `conversions` conversions of its path."""
+    names = [m for m in models if m in MODELS]
+    totals: Totals = {name: {} for name in names}
+    for row in rows:
+        if row.conversions == 0 and row.value == 0:
+            continue
+        inp = path_input(row.path)
+        for name in names:
+            channels = totals[name]
+            for touch, share in zip(inp.touches, MODELS[name](inp, params), strict=True):
+                cell = channels.setdefault(touch.channel, {"conversions": 0.0, "value": 0.0})
+                cell["conversions"] += share * row.conversions
+                cell["value"] += share * row.value
+    return totals
+
+
+def format_table(totals: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """Channel totals as a plain-text table, one block per model."""
+    out = io.StringIO()
+    for model, channels in totals.items():
+        out.write(f"{model}\n")
+        for channel, cell in sorted(channels.items(), key=lambda kv: -kv[1]["conversions"]):
+            out.write(f"  {channel:<20} {cell['conversions']:>14.4f} {cell['value']:>16.2f}\n")
+    return out.getvalue()
