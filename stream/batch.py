@@ -16,7 +16,8 @@ import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from stream.attribution import MODELS
+from stream.attribution import MODELS, markov, shapley
+from stream.attribution.paths import PathCount
 from stream.events import Limits, validate
 from stream.output import CONVERSIONS
 from stream.person import Config, PersonState, Positioned, step
@@ -107,6 +108,35 @@ def path_input(path: tuple[str, ...]) -> AttributionInput:
 
 
 Totals = dict[str, dict[str, dict[str, float]]]  # model -> channel -> {"conversions", "value"}
+
+
+DATA_DRIVEN = ("markov", "shapley")
+
+
+def path_totals(
+    rows: Iterable[PathRow], models: Iterable[str], params: ModelParams, markov_order: int = 1
+) -> Totals:
+    """Channel totals of every named model in one pass over the rows.
+
+    Heuristic models credit each row as `conversions` conversions of its path;
+    `markov` and `shapley` learn from every row (converting and null) and use
+    the global normalisation of DESIGN.md §7.
+    """
+    names = tuple(models)
+    stats: dict[tuple[str, ...], PathCount] = {}
+
+    def collect(row: PathRow) -> PathRow:
+        count = PathCount(row.conversions, row.value, row.nulls)
+        stats[row.path] = stats[row.path] + count if row.path in stats else count
+        return row
+
+    wanted = any(name in DATA_DRIVEN for name in names)
+    totals = heuristic_totals((collect(r) for r in rows) if wanted else rows, names, params)
+    if "markov" in names:
+        totals["markov"] = markov.channel_totals(stats, markov.removal_effects(stats, markov_order))
+    if "shapley" in names:
+        totals["shapley"] = shapley.channel_totals(stats, shapley.shapley_values(stats))
+    return {name: totals[name] for name in names if name in totals}
 
 
 def heuristic_totals(rows: Iterable[PathRow], models: Iterable[str], params: ModelParams) -> Totals:

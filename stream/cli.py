@@ -172,7 +172,7 @@ def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_attribute(settings: Settings, args: argparse.Namespace) -> int:
     from stream import batch
-    from stream.attribution import UnknownModelError
+    from stream.attribution import DATA_DRIVEN_MODELS, UnknownModelError
     from stream.events import Limits
     from stream.person import Config
 
@@ -202,7 +202,8 @@ def cmd_attribute(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     with _progress_open(source, "rt") as text:
         try:
-            totals = batch.heuristic_totals(batch.read_paths(text), config.models, config.params)
+            models = settings.models or (*config.models, *DATA_DRIVEN_MODELS)
+            totals = batch.path_totals(batch.read_paths(text), models, config.params)
         except batch.InputError as exc:
             raise CliError(f"{source}: {exc}") from None
     if args.format == "json":

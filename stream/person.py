@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stream import journey as journeys
-from stream.attribution import DEFAULT_MODELS, MODELS, UnknownModelError
+from stream.attribution import DATA_DRIVEN_MODELS, DEFAULT_MODELS, MODELS, UnknownModelError
 from stream.journey import Converted, Journey, Rules
 from stream.output import Message, attribution_doc, conversion_messages, session_message
 from stream.records import Event, ModelParams
@@ -78,13 +78,15 @@ class Config:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
-        """Raises UnknownModelError for a model name that is not registered."""
+        """Per-conversion (heuristic) models of `settings.models`; the data-driven ones are
+        computed from path counts elsewhere. Raises UnknownModelError for an unknown name."""
         models = settings.models or DEFAULT_MODELS
         for name in models:
-            if name not in MODELS:
+            if name not in MODELS and name not in DATA_DRIVEN_MODELS:
                 raise UnknownModelError(name)
         rules = Rules(settings.session_timeout_ms, settings.lookback_ms, settings.journey_cap)
-        return cls(rules, settings.model_params, tuple(models), settings.recent_ids)
+        per_conversion = tuple(name for name in models if name in MODELS)
+        return cls(rules, settings.model_params, per_conversion, settings.recent_ids)
 
 
 def step(person_id: str, state: PersonState, events: Sequence[Positioned], config: Config) -> StepResult:

@@ -23,6 +23,7 @@ from stream.attribution import heuristic
 from stream.records import AttributionInput, ModelParams
 
 __all__ = [
+    "DATA_DRIVEN_MODELS",
     "DEFAULT_MODELS",
     "MODELS",
     "Model",
@@ -48,6 +49,10 @@ MODELS: Mapping[str, Model] = MappingProxyType(
 )
 
 DEFAULT_MODELS: tuple[str, ...] = tuple(MODELS)
+
+# Learned from aggregate path counts (markov.py, shapley.py), not per-conversion functions:
+# `touchstream attribute --paths` computes their channel totals.
+DATA_DRIVEN_MODELS: tuple[str, ...] = ("markov", "shapley")
 
 
 class UnknownModelError(KeyError):

@@ -65,3 +65,38 @@ def test_attribute_events_skips_invalid_lines_and_records_them() -> None:
     out = list(attribute_events(lines, Config(models=("linear",)), Limits(), 1_800_000_000_000, rejected))
     assert len(out) == 1 and b'"shares":[1.0]' in out[0]
     assert [(r.line, r.reason_code) for r in rejected] == [(2, "not_json")]
+
+
+def test_data_driven_totals_from_a_paths_file() -> None:
+    """Order-1 chain over all 46 journeys of the CSV (converting and null):
+    start→email 22, start→paid_search 24; email→direct 15, email→paid_search 7;
+    paid_search→direct 7, paid_search→conv 4, paid_search→null 20; direct→conv 10, direct→null 12.
+    The chain reproduces the observed rate: P(conv) = 14/46.
+    Without direct: only paid_search→conv survives, reached from start (24/46) and via email (22/46·7/22):
+      P = 31/46 · 4/31 = 4/46, RE_direct = 1 − 4/14.
+    Without paid_search: start→email→direct→conv = 22/46 · 15/22 · 10/22, RE = 1 − (150/1012)/(14/46).
+    Without email: start→paid_search (24/46) then conv 4/31 or →direct 7/31 · 10/22.
+    Totals: 14 conversions × RE_c / ΣRE, value likewise; both conserved."""
+    from stream.attribution import markov
+    from stream.attribution.paths import PathCount
+    from stream.batch import path_totals
+
+    got = path_totals(read_paths(io.StringIO(CSV)), ("markov", "shapley"), ModelParams())
+    p = 14 / 46
+    effects = {
+        "direct": 1 - (4 / 46) / p,
+        "paid_search": 1 - (22 / 46 * 15 / 22 * 10 / 22) / p,
+        "email": 1 - (24 / 46 * (4 / 31 + 7 / 31 * 10 / 22)) / p,
+    }
+    rows = read_paths(io.StringIO(CSV))
+    stats = {row.path: PathCount(row.conversions, row.value, row.nulls) for row in rows}
+    assert markov.removal_effects(stats) == pytest.approx(effects, abs=1e-12)
+    total_re = sum(effects.values())
+    for channel, effect in effects.items():
+        cell = got["markov"][channel]
+        assert (cell["conversions"], cell["value"]) == pytest.approx(
+            (14 * effect / total_re, 1100 * effect / total_re)
+        )
+    for totals in got.values():
+        assert sum(c["conversions"] for c in totals.values()) == pytest.approx(14.0)
+        assert sum(c["value"] for c in totals.values()) == pytest.approx(1100.0)
