@@ -37,8 +37,11 @@ def write_paths(path: Path, rows: int, seed: int = 3) -> None:
 
 def run(csv: Path) -> tuple[float, float]:
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "stream.cli", "attribute", "--paths", str(csv), "--format", "json"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "stream.cli", "attribute", "--paths", str(csv), "--format", "json"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     elapsed = time.monotonic() - started
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return elapsed, peak_mib
@@ -54,7 +57,8 @@ def main() -> None:
         csv = workdir / f"paths-{size}.csv"
         write_paths(csv, size)
         elapsed, peak = run(csv)  # ru_maxrss of children is the max over all children so far
-        print(f"{size:>10,} {csv.stat().st_size / 2**20:>9.1f} {elapsed:>8.1f} {size / elapsed:>9,.0f} {peak:>13.0f}")
+        mib = csv.stat().st_size / 2**20
+        print(f"{size:>10,} {mib:>9.1f} {elapsed:>8.1f} {size / elapsed:>9,.0f} {peak:>13.0f}")
 
 
 if __name__ == "__main__":

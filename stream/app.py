@@ -3,7 +3,8 @@
 Agents:
     ingest    touchpoints.raw --validate--> <app>-touchpoints.persons (keyed by person) | touchpoints.dlq
     journeys  <app>-touchpoints.persons --load / step / fenced store--> attribution.*, touchpoints.sessions
-    timer     every sweep interval: close idle sessions of the partitions this worker owns
+    timers    sweep: ask due persons of the owned partitions to close idle sessions / expire journeys
+              models: refresh the data-driven snapshot from the path counts (also GET /models/refresh)
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ import socket
 from typing import Any
 
 import faust
+import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from stream.attribution.snapshot import Snapshot
 from stream.events import Limits
 from stream.metrics import Metrics
 from stream.person import Config
 from stream.settings import Settings
 from stream.store import JourneyStore, Ttls
 from stream.topics import RAW, persons_topic
-from stream.worker import Emitter, Ingestor, JourneyProcessor, RawRecord, Sweeper
+from stream.worker import Emitter, Ingestor, JourneyProcessor, ModelKeeper, RawRecord, Sweeper
 
 
 def _record(event: Any) -> RawRecord:
@@ -58,11 +62,31 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     store = JourneyStore(
         Redis.from_url(settings.redis_url),
         Ttls(settings.lookback_ms + 86_400_000, settings.conversion_ttl_ms, settings.outbox_ttl_ms),
+        settings.max_paths,
     )
     limits = Limits(settings.max_value_bytes, settings.max_context_bytes, settings.max_future_skew_ms)
     ingestor = Ingestor(emitter, persons.get_topic_name(), limits, metrics)
-    processor = JourneyProcessor(store, emitter, config, metrics)
-    sweeper = Sweeper(store, emitter, config, metrics)
+    models = ModelKeeper(store, emitter, settings.partitions, settings.markov_order)
+    processor = JourneyProcessor(store, emitter, config, metrics, models)
+    sweeper = Sweeper(
+        store, lambda: app.producer, persons.get_topic_name(), config.rules, processor.watermarks
+    )
+
+    @app.task
+    async def load_model_snapshot() -> None:
+        raw_snapshot = await store.current_snapshot()
+        if raw_snapshot and models.current is None:
+            models.current = Snapshot.from_doc(orjson.loads(raw_snapshot))
+
+    @app.timer(settings.model_refresh_ms / 1000)
+    async def refresh_models() -> None:
+        await models.refresh()
+
+    @app.page("/models/refresh")
+    async def refresh_models_now(web: View, request: Request) -> Response:
+        """On-demand refresh: recompute the snapshot from the path counts now and return it."""
+        snapshot = await models.refresh()
+        return web.json(snapshot.doc() if snapshot else {"snapshot_id": None})
 
     @app.agent(raw, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
@@ -75,7 +99,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             await processor.handle([_record(e) for e in events])
 
     @app.timer(settings.sweep_interval_ms / 1000)
-    async def sweep_idle_sessions() -> None:
+    async def sweep() -> None:
         name = persons.get_topic_name()
         owned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == name)
         await sweeper.sweep(owned)

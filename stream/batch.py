@@ -16,10 +16,14 @@ import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+import orjson
+from aiokafka.partitioner import murmur2
+
 from stream.attribution import MODELS, markov, shapley
-from stream.attribution.paths import PathCount
+from stream.attribution.paths import PathCount, format_path, parse_path
+from stream.attribution.snapshot import VALUE_SCALE, Snapshot
 from stream.events import Limits, validate
-from stream.output import CONVERSIONS
+from stream.output import CONVERSIONS, PATHS
 from stream.person import Config, PersonState, Positioned, step
 from stream.records import AttributionInput, Event, ModelParams, Touchpoint
 
@@ -44,27 +48,84 @@ def attribute_events(
     limits: Limits,
     now_ms: int,
     rejected: list[Rejected] | None = None,
+    snapshot: Snapshot | None = None,
 ) -> Iterator[bytes]:
-    """`attribution.conversions` values for every conversion in a JSONL stream of raw events.
+    """`attribution.conversions` values for every conversion in a JSONL stream of raw events."""
+    replay = EventReplay(config, limits, now_ms, snapshot=snapshot)
+    yield from replay.run(lines)
+    if rejected is not None:
+        rejected.extend(replay.rejected)
 
-    Invalid lines are skipped (the stream sends them to the DLQ) and recorded in `rejected`.
+
+class EventReplay:
+    """Raw events through the stream's validation and per-person `step`, offline.
+
+    Each line is one position of a single synthetic partition, so event-id dedup behaves as
+    in the stream. Path counts for the data-driven models are collected as the stream's
+    Redis counts are, and `finish` expires what the stream's sweeper would expire at the
+    end: journeys idle for the lookback window before their partition's event-time
+    watermark (partition = Kafka's murmur2 of the person id, as the producer picks it).
     Memory: one journey per person, each bounded by the journey cap and lookback.
     """
-    states: dict[str, PersonState] = {}
-    for number, line in enumerate(lines, start=1):
-        raw = line.rstrip(b"\r\n")
-        if not raw:
-            continue
-        event = validate(raw, limits, now_ms)
-        if not isinstance(event, Event):
-            if rejected is not None:
-                rejected.append(Rejected(number, event.reason_code, event.error))
-            continue
+
+    def __init__(
+        self,
+        config: Config,
+        limits: Limits,
+        now_ms: int,
+        partitions: int = 8,
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        self.config, self.limits, self.now_ms, self.partitions = config, limits, now_ms, partitions
+        self.snapshot = snapshot
+        self.states: dict[str, PersonState] = {}
+        self.rejected: list[Rejected] = []
+        self.paths: dict[str, list[int]] = {}  # path text -> [conversions, value_micros, nulls]
+        self.watermarks: dict[int, int] = {}
+        self.position = 0
+
+    def run(self, lines: Iterable[bytes]) -> Iterator[bytes]:
+        for number, line in enumerate(lines, start=1):
+            raw = line.rstrip(b"\r\n")
+            if not raw:
+                continue
+            event = validate(raw, self.limits, self.now_ms)
+            if not isinstance(event, Event):
+                self.rejected.append(Rejected(number, event.reason_code, event.error))
+                continue
+            partition = self.partition(event.person_id)
+            self.watermarks[partition] = max(event.ts, self.watermarks.get(partition, 0))
+            yield from self._apply(event)
+
+    def finish(self) -> dict[tuple[str, ...], PathCount]:
+        """Expire idle journeys as the sweeper would, then return the path counts."""
+        for pid, state in list(self.states.items()):
+            watermark = self.watermarks.get(self.partition(pid), 0)
+            if state.journey.last_ts and watermark - state.journey.last_ts > self.config.rules.lookback_ms:
+                list(self._apply(Event(f"expire:{pid}:{watermark}", "expire", watermark, pid)))
+        return {
+            parse_path(p): PathCount(c, v / VALUE_SCALE, n) for p, (c, v, n) in sorted(self.paths.items())
+        }
+
+    def partition(self, person_id: str) -> int:
+        return (murmur2(person_id.encode()) & 0x7FFFFFFF) % self.partitions
+
+    def _apply(self, event: Event) -> Iterator[bytes]:
+        self.position += 1
         pid = event.person_id
-        result = step(pid, states.get(pid, PersonState()), [Positioned(BATCH_TP, number, event)], config)
-        states[pid] = result.state
+        state = self.states.get(pid, PersonState())
+        result = step(pid, state, [Positioned(BATCH_TP, self.position, event)], self.config, self.snapshot)
+        self.states[pid] = result.state
         for messages in result.outbox.values():
-            yield from (m.value for m in messages if m.topic == CONVERSIONS)
+            for m in messages:
+                if m.topic == CONVERSIONS:
+                    yield m.value
+                elif m.topic == PATHS:
+                    doc = orjson.loads(m.value)
+                    counts = self.paths.setdefault(format_path(doc["path"]), [0, 0, 0])
+                    counts[0] += doc["conversions"]
+                    counts[1] += doc["value_micros"]
+                    counts[2] += doc["nulls"]
 
 
 # -- aggregated paths ---------------------------------------------------------------

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -79,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     attribute.add_argument(
         "--format", choices=("json", "table"), default="json", help="--paths output format"
+    )
+    attribute.add_argument(
+        "--snapshot",
+        type=Path,
+        help="--events: a model snapshot (as on attribution.models) for markov/shapley",
+    )
+    attribute.add_argument(
+        "--model-out", type=Path, help="--events: write the markov/shapley snapshot learned from the events"
     )
     for flag, variable in PER_CALL.items():
         attribute.add_argument(f"--{flag}", metavar="VALUE", help=f"overrides {variable}")
@@ -173,7 +182,6 @@ def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_attribute(settings: Settings, args: argparse.Namespace) -> int:
     from stream import batch
     from stream.attribution import DATA_DRIVEN_MODELS, UnknownModelError
-    from stream.events import Limits
     from stream.person import Config
 
     overrides = {}
@@ -191,15 +199,7 @@ def cmd_attribute(settings: Settings, args: argparse.Namespace) -> int:
     if not source.is_file():
         raise CliError(f"no such file: {source}")
     if args.events:
-        limits = Limits(settings.max_value_bytes, settings.max_context_bytes, settings.max_future_skew_ms)
-        rejected: list[batch.Rejected] = []
-        with _progress_open(source, "rb") as lines:
-            out = sys.stdout.buffer
-            for value in batch.attribute_events(lines, config, limits, int(time.time() * 1000), rejected):
-                out.write(value + b"\n")
-        for r in rejected:
-            print(f"{source}:{r.line}: skipped ({r.reason_code}): {r.error}", file=sys.stderr)
-        return 0
+        return _attribute_events(settings, config, args)
     with _progress_open(source, "rt") as text:
         try:
             models = settings.models or (*config.models, *DATA_DRIVEN_MODELS)
@@ -212,6 +212,32 @@ def cmd_attribute(settings: Settings, args: argparse.Namespace) -> int:
         )
     else:
         sys.stdout.write(batch.format_table(totals))
+    return 0
+
+
+def _attribute_events(settings: Settings, config: Any, args: argparse.Namespace) -> int:
+    from stream.attribution import snapshot as snapshots
+    from stream.batch import EventReplay
+    from stream.events import Limits
+
+    snapshot = None
+    if args.snapshot:
+        try:
+            snapshot = snapshots.Snapshot.from_doc(orjson.loads(args.snapshot.read_bytes()))
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CliError(f"{args.snapshot}: not a model snapshot ({exc})") from None
+    limits = Limits(settings.max_value_bytes, settings.max_context_bytes, settings.max_future_skew_ms)
+    replay = EventReplay(config, limits, int(time.time() * 1000), settings.partitions, snapshot)
+    with _progress_open(args.events, "rb") as lines:
+        out = sys.stdout.buffer
+        for value in replay.run(lines):
+            out.write(value + b"\n")
+    stats = replay.finish()
+    for r in replay.rejected:
+        print(f"{args.events}:{r.line}: skipped ({r.reason_code}): {r.error}", file=sys.stderr)
+    if args.model_out:
+        learned = snapshots.build(stats, settings.markov_order).doc() if stats else {"snapshot_id": None}
+        args.model_out.write_bytes(orjson.dumps(learned, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
     return 0
 
 

@@ -44,6 +44,7 @@ class Journey:
     opportunity_ts: int | None = None
     conversions: int = 0
     last_ts: int = 0
+    last_conversion_ts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class SessionClosed:
     touch: Touchpoint
     end_ts: int
     interactions: int
-    closed_by: str  # "next_session" | "idle"
+    closed_by: str  # "next_session" | "idle" | "expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,15 @@ class Converted:
     attribution_input: AttributionInput
 
 
-Output = SessionClosed | Converted
+@dataclass(frozen=True, slots=True)
+class NullPath:
+    """A journey that expired (no event for the lookback window) with touches that
+    never led to a conversion: the data-driven models learn it as a null path."""
+
+    channels: tuple[str, ...]
+
+
+Output = SessionClosed | Converted | NullPath
 
 
 def touch_key(item: Event | Touchpoint) -> tuple[str | None, ...]:
@@ -72,12 +81,23 @@ def touch_key(item: Event | Touchpoint) -> tuple[str | None, ...]:
 
 
 def apply(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, list[Output]]:
-    """Apply one event (in arrival order) to a journey."""
+    """Apply one event (in arrival order) to a journey.
+
+    A journey with no event for the lookback window expires before anything else is
+    applied: the same rule whether the person comes back (here) or never does (the
+    sweeper's `expire` event, stamped with the partition's event-time watermark).
+    """
+    if event.type == "close_idle":
+        journey, closed = close_idle(journey, event.ts, rules)
+        return journey, [closed] if closed else []
+    journey, outputs = expire(journey, event.ts, rules)
     if event.type == "interaction":
-        return _interaction(journey, event, rules)
-    if event.type == "conversion":
-        return _conversion(journey, event, rules)
-    return journey, []  # identify / revenue: handled by later stages
+        journey, more = _interaction(journey, event, rules)
+    elif event.type == "conversion":
+        journey, more = _conversion(journey, event, rules)
+    else:
+        more = []  # expire (done above) / identify / revenue: handled by later stages
+    return journey, outputs + more
 
 
 def _interaction(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, list[Output]]:
@@ -124,8 +144,25 @@ def _conversion(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, 
         opportunity_ts=opportunity_ts,
         conversions=journey.conversions + 1,
         last_ts=last_ts,
+        last_conversion_ts=max(event.ts, journey.last_conversion_ts or event.ts),
     )
     return updated, [Converted(event, inp)]
+
+
+def expire(journey: Journey, ts: int, rules: Rules) -> tuple[Journey, list[Output]]:
+    """Forget a journey with no event for the lookback window before `ts`.
+
+    Its open session closes (`closed_by` "expired"); the touches after its last
+    conversion (all of them if it never converted) become a null path, once.
+    """
+    if not journey.last_ts or ts - journey.last_ts <= rules.lookback_ms:
+        return journey, []
+    outputs: list[Output] = [_closed(journey, "expired")] if journey.session_open else []
+    after = journey.last_conversion_ts
+    unconverted = tuple(t.channel for t in journey.touches if after is None or t.ts > after)
+    if unconverted:
+        outputs.append(NullPath(unconverted))
+    return Journey(), outputs
 
 
 def close_idle(journey: Journey, now_ms: int, rules: Rules) -> tuple[Journey, SessionClosed | None]:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from stream.attribution import attribute
+from stream.attribution.snapshot import VALUE_SCALE, Snapshot, data_driven_shares
 from stream.journey import Converted, SessionClosed
 from stream.records import ModelParams, Touchpoint
 
@@ -26,6 +27,8 @@ CONVERSIONS = "attribution.conversions"
 CREDITS = "attribution.credits"
 SESSIONS = "touchpoints.sessions"
 DLQ = "touchpoints.dlq"
+MODELS_TOPIC = "attribution.models"
+PATHS = "(paths)"  # internal: path-count increments, applied to Redis, not produced
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +63,20 @@ def touch_doc(index: int, touch: Touchpoint) -> dict[str, Any]:
 
 
 def attribution_doc(
-    person_id: str, converted: Converted, params: ModelParams, models: Sequence[str]
+    person_id: str,
+    converted: Converted,
+    params: ModelParams,
+    models: Sequence[str],
+    data_driven: Sequence[str] = (),
+    snapshot: Snapshot | None = None,
 ) -> dict[str, Any]:
-    """The `attribution.conversions` value for one conversion, every model at once."""
+    """The `attribution.conversions` value for one conversion, every model at once.
+
+    `data_driven` models take their shares from `snapshot` (linear while there is none);
+    `model_snapshot` names it."""
     event, inp = converted.event, converted.attribution_input
     shares = attribute(inp, params, models) if inp.touches else {name: () for name in models}
+    shares.update(data_driven_shares(inp, snapshot, data_driven))
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "conversion",
@@ -81,6 +93,7 @@ def attribution_doc(
         },
         "touchpoints": [touch_doc(i, t) for i, t in enumerate(inp.touches)],
         "unattributed": not inp.touches,
+        "model_snapshot": snapshot.snapshot_id if snapshot and data_driven else None,
         "models": {
             name: {"shares": list(s), "values": [share * event.value for share in s]}
             for name, s in shares.items()
@@ -135,6 +148,33 @@ def conversion_messages(doc: dict[str, Any]) -> list[Message]:
     messages = [Message(CONVERSIONS, doc["person_id"].encode(), dumps(doc))]
     messages += [Message(CREDITS, row["channel"].encode(), dumps(row)) for row in credit_rows(doc)]
     return messages
+
+
+def model_messages(snapshot: dict[str, Any]) -> list[Message]:
+    """`attribution.models`: one value per data-driven model, keyed by model name."""
+    common = {
+        "schema_version": SCHEMA_VERSION,
+        "snapshot_id": snapshot["snapshot_id"],
+        "paths": snapshot["paths"],
+        "conversions": snapshot["conversions"],
+        "nulls": snapshot["nulls"],
+    }
+    return [
+        Message(MODELS_TOPIC, name.encode(), dumps({**common, "model": name, **snapshot[name]}))
+        for name in ("markov", "shapley")
+    ]
+
+
+def path_message(channels: Sequence[str], conversions: int, value: float, nulls: int) -> Message:
+    """An increment of the path counts the data-driven models learn from (internal, never
+    produced to Kafka): value in integer micro-units so that sums are exact."""
+    doc = {
+        "path": list(channels),
+        "conversions": conversions,
+        "value_micros": round(value * VALUE_SCALE),
+        "nulls": nulls,
+    }
+    return Message(PATHS, None, dumps(doc))
 
 
 def session_message(person_id: str, closed: SessionClosed) -> Message:

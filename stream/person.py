@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 from stream import journey as journeys
 from stream.attribution import DATA_DRIVEN_MODELS, DEFAULT_MODELS, MODELS, UnknownModelError
-from stream.journey import Converted, Journey, Rules
-from stream.output import Message, attribution_doc, conversion_messages, session_message
+from stream.attribution.snapshot import Snapshot
+from stream.journey import Converted, Journey, NullPath, Output, Rules
+from stream.output import Message, attribution_doc, conversion_messages, path_message, session_message
 from stream.records import Event, ModelParams
 from stream.settings import Settings
 
@@ -75,22 +76,31 @@ class Config:
     params: ModelParams = ModelParams()
     models: tuple[str, ...] = ()
     recent_ids: int = 256
+    data_driven: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
         """Per-conversion (heuristic) models of `settings.models`; the data-driven ones are
         computed from path counts elsewhere. Raises UnknownModelError for an unknown name."""
-        models = settings.models or DEFAULT_MODELS
+        models = settings.models or (*DEFAULT_MODELS, *DATA_DRIVEN_MODELS)
         for name in models:
             if name not in MODELS and name not in DATA_DRIVEN_MODELS:
                 raise UnknownModelError(name)
         rules = Rules(settings.session_timeout_ms, settings.lookback_ms, settings.journey_cap)
         per_conversion = tuple(name for name in models if name in MODELS)
-        return cls(rules, settings.model_params, per_conversion, settings.recent_ids)
+        data_driven = tuple(name for name in models if name in DATA_DRIVEN_MODELS)
+        return cls(rules, settings.model_params, per_conversion, settings.recent_ids, data_driven)
 
 
-def step(person_id: str, state: PersonState, events: Sequence[Positioned], config: Config) -> StepResult:
-    """Apply one person's events (in offset order) to its stored state."""
+def step(
+    person_id: str,
+    state: PersonState,
+    events: Sequence[Positioned],
+    config: Config,
+    snapshot: Snapshot | None = None,
+) -> StepResult:
+    """Apply one person's events (in offset order) to its stored state; data-driven
+    shares come from `snapshot`."""
     journey, fence = state.journey, state.fence
     offsets = dict(fence.offsets)
     recent = list(fence.recent_ids)
@@ -110,17 +120,29 @@ def step(person_id: str, state: PersonState, events: Sequence[Positioned], confi
         seen.add(item.event.event_id)
         recent.append(item.event.event_id)
         journey, outputs = journeys.apply(journey, item.event, config.rules)
-        messages: list[Message] = []
-        for out in outputs:
-            if isinstance(out, Converted):
-                doc = attribution_doc(person_id, out, config.params, config.models)
-                produced = conversion_messages(doc)
-                conversions.append(Attributed(doc["conversion"]["conversion_id"], produced[0].value))
-                messages += produced
-            else:
-                messages.append(session_message(person_id, out))
+        messages = _messages(person_id, outputs, config, snapshot, conversions)
         if messages:
             outbox[item.offset] = messages
-    changed = offsets != fence.offsets
+    changed = offsets != fence.offsets or journey != state.journey
     new_fence = Fence(fence.version, offsets, tuple(recent[max(0, len(recent) - config.recent_ids) :]))
     return StepResult(PersonState(journey, new_fence), outbox, conversions, replayed, duplicates, changed)
+
+
+def _messages(
+    person_id: str, outputs: list[Output], config: Config, snapshot: Snapshot | None, stored: list[Attributed]
+) -> list[Message]:
+    messages: list[Message] = []
+    for out in outputs:
+        if isinstance(out, Converted):
+            doc = attribution_doc(person_id, out, config.params, config.models, config.data_driven, snapshot)
+            produced = conversion_messages(doc)
+            stored.append(Attributed(doc["conversion"]["conversion_id"], produced[0].value))
+            messages += produced
+            channels = [t.channel for t in out.attribution_input.touches]
+            if channels:
+                messages.append(path_message(channels, 1, out.event.value or 0.0, 0))
+        elif isinstance(out, NullPath):
+            messages.append(path_message(out.channels, 0, 0.0, 1))
+        else:
+            messages.append(session_message(person_id, out))
+    return messages

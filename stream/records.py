@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-EventType = Literal["interaction", "conversion", "identify", "revenue"]
+# "close_idle" and "expire" are internal: the worker's sweeper asks a person's journey to
+# close an idle session (ts = wall clock) or to expire (ts = the partition's event-time
+# watermark); producers can't send them (validation rejects the types).
+EventType = Literal["interaction", "conversion", "identify", "revenue", "close_idle", "expire"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,11 @@ class Settings:
         (0.4, 0.2, 0.4), "position_based weights first,middle,last", _weights
     )
     half_life_ms: int = _setting(7 * DAY_MS, "time_decay half-life", _duration_ms)
+    markov_order: int = _setting(1, "Order of the markov chain (states are k-tuples of channels)", int)
+    model_refresh_ms: int = _setting(
+        60_000, "How often data-driven model snapshots are refreshed", _duration_ms
+    )
+    max_paths: int = _setting(10_000, "Distinct paths counted per partition; the rest fold into (other)", int)
     worker_id: str = _setting("", "Worker id put in output headers (default: host:pid)")
     log_level: str = _setting("info", "Log level")
 

@@ -102,13 +102,20 @@ def _conversion(rng: random.Random, customer: str, ts: int, kind: str, value: fl
 
 
 def generate(
-    customers: int, seed: int, end_ms: int, span_ms: int = 60 * DAY_MS, mix: Mix | None = None
+    customers: int,
+    seed: int,
+    end_ms: int,
+    span_ms: int = 120 * DAY_MS,
+    mix: Mix | None = None,
+    first_id: int = 0,
 ) -> Iterator[dict[str, Any]]:
-    """Every customer's events merged in global event-time order, none after `end_ms`."""
+    """Every customer's events merged in global event-time order, none after `end_ms`;
+    customers are numbered from `first_id`. Journeys start over the first half of the span,
+    so the older ones are idle past a 90-day lookback by the end: null paths."""
     rng = random.Random(seed)
     mix = mix or Mix()
     streams = []
-    for n in range(customers):
+    for n in range(first_id, first_id + customers):
         start = end_ms - span_ms + rng.randint(0, span_ms // 2)
         events = [e for e in customer_events(rng, n, start, mix) if e["ts"] <= end_ms]
         streams.append(iter(events))

@@ -8,6 +8,10 @@ script can write all of them atomically in Redis Cluster):
     ts:{p:ID}:out            string  outputs of the person's last write, by offset (re-emitted on replay)
     ts:{p:ID}:conv:<cid>     string  the attribution value of conversion <cid>
     ts:{agg:P}:open          zset    persons of partition P with an open session, by last interaction ts
+    ts:{agg:P}:active        zset    persons of partition P with a journey, by last event ts (expiry)
+    ts:{agg:P}:paths         hash    path counts the data-driven models learn from (paths.lua)
+    ts:{agg:P}:paths-fence   string  last offset of partition P whose path counts are applied
+    ts:{models}:id / :current        the current data-driven model snapshot
 
 A batch costs two round trips: one pipeline loading every person, one
 pipeline of per-person `apply.lua` calls. The script refuses a write whose
@@ -27,18 +31,35 @@ import orjson
 from redis.asyncio import Redis
 
 from stream import journey as journeys
+from stream.attribution.paths import PathCount, parse_path
+from stream.attribution.snapshot import VALUE_SCALE
 from stream.output import Message
 from stream.person import Fence, PersonState, StepResult
 
-APPLY_LUA = resources.files("stream").joinpath("lua/apply.lua").read_text()
+APPLY_LUA, PATHS_LUA, SNAPSHOT_LUA = (
+    resources.files("stream").joinpath(f"lua/{name}.lua").read_text()
+    for name in ("apply", "paths", "snapshot")
+)
+SNAPSHOT_ID, SNAPSHOT = "ts:{models}:id", "ts:{models}:current"
 
 
 def key(person_id: str, name: str) -> str:
     return f"ts:{{p:{person_id}}}:{name}"
 
 
-def open_sessions_key(partition: int) -> str:
-    return f"ts:{{agg:{partition}}}:open"
+def partition_key(partition: int, name: str) -> str:
+    return f"ts:{{agg:{partition}}}:{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class PathIncrement:
+    """One path-count increment, from the event at `offset`."""
+
+    offset: int
+    path: str
+    conversions: int
+    value_micros: int
+    nulls: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +67,7 @@ class Ttls:
     journey_ms: int
     conversion_ms: int
     outbox_ms: int
+    paths_ms: int = 400 * 24 * 3600 * 1000
 
 
 def _fence(raw: Mapping[bytes, bytes]) -> Fence:
@@ -56,16 +78,19 @@ def _fence(raw: Mapping[bytes, bytes]) -> Fence:
 
 
 def _messages(entries: Iterable[Sequence[str]]) -> list[Message]:
-    return [Message(topic, k.encode(), v.encode()) for topic, k, v in entries]
+    return [Message(topic, None if k is None else k.encode(), v.encode()) for topic, k, v in entries]
 
 
 class JourneyStore:
     """Loads and stores person states; one instance per worker."""
 
-    def __init__(self, redis: Redis, ttls: Ttls) -> None:
+    def __init__(self, redis: Redis, ttls: Ttls, max_paths: int = 10_000) -> None:
         self.redis = redis
         self.ttls = ttls
+        self.max_paths = max_paths
         self._apply = redis.register_script(APPLY_LUA)
+        self._paths = redis.register_script(PATHS_LUA)
+        self._snapshot = redis.register_script(SNAPSHOT_LUA)
 
     async def load(self, person_ids: Sequence[str]) -> dict[str, PersonState]:
         """Every person's journey and fence in one round trip."""
@@ -85,17 +110,24 @@ class JourneyStore:
         written = [pid for pid, r in results.items() if r.changed]
         for pid in written:
             await self._queue_apply(pipe, pid, results[pid])
-        open_by_partition: dict[int, dict[str, int]] = {}
         for pid in written:
-            j = results[pid].state.journey
-            if j.session_open:
-                open_by_partition.setdefault(partitions[pid], {})[pid] = j.session_last_ts
-        for partition, members in open_by_partition.items():
-            pipe.zadd(open_sessions_key(partition), members)
+            self._queue_index(pipe, pid, partitions[pid], results[pid].state.journey)
         if not written:
             return set()
         replies = await pipe.execute()
         return {pid for pid, ok in zip(written, replies, strict=False) if not ok}
+
+    @staticmethod
+    def _queue_index(pipe: Any, pid: str, partition: int, journey: journeys.Journey) -> None:
+        """Keep the sweeper's indexes: open sessions and live journeys of the partition."""
+        if journey.session_open:
+            pipe.zadd(partition_key(partition, "open"), {pid: journey.session_last_ts})
+        else:
+            pipe.zrem(partition_key(partition, "open"), pid)
+        if journey.last_ts:
+            pipe.zadd(partition_key(partition, "active"), {pid: journey.last_ts})
+        else:
+            pipe.zrem(partition_key(partition, "active"), pid)
 
     async def _queue_apply(self, pipe: Any, pid: str, result: StepResult) -> None:
         state = result.state
@@ -103,7 +135,9 @@ class JourneyStore:
         outbox = (
             orjson.dumps(
                 {
-                    str(o): [(m.topic, m.key.decode(), m.value.decode()) for m in msgs]
+                    str(o): [
+                        (m.topic, None if m.key is None else m.key.decode(), m.value.decode()) for m in msgs
+                    ]
                     for o, msgs in result.outbox.items()
                 }
             )
@@ -126,36 +160,60 @@ class JourneyStore:
         ]
         await self._apply(keys=keys, args=args, client=pipe)  # queues EVALSHA on the pipeline
 
-    async def replayed_outputs(self, wanted: Mapping[str, Sequence[int]]) -> list[Message]:
-        """Outputs stored for offsets that are being replayed, in one round trip."""
+    async def replayed_outputs(
+        self, wanted: Mapping[str, Sequence[int]]
+    ) -> dict[str, dict[int, list[Message]]]:
+        """Outputs stored for offsets being replayed, per person and offset, in one round trip."""
         pids = list(wanted)
         if not pids:
-            return []
+            return {}
         pipe = self.redis.pipeline(transaction=False)
         for pid in pids:
             pipe.get(key(pid, "out"))
-        messages: list[Message] = []
+        found: dict[str, dict[int, list[Message]]] = {}
         for pid, raw in zip(pids, await pipe.execute(), strict=True):
             outbox = orjson.loads(raw) if raw else {}
-            for offset in wanted[pid]:
-                messages += _messages(outbox.get(str(offset), ()))
-        return messages
+            found[pid] = {o: _messages(outbox[str(o)]) for o in wanted[pid] if str(o) in outbox}
+        return found
 
-    async def idle_candidates(self, partition: int, before_ts: int, limit: int = 1000) -> list[str]:
+    async def add_paths(self, batches: Mapping[int, tuple[int, Sequence[PathIncrement]]]) -> None:
+        """Per partition: (highest offset of the batch, increments in offset order), fenced."""
+        if not batches:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for partition, (last_offset, increments) in batches.items():
+            args: list[int | str] = [last_offset, self.max_paths, self.ttls.paths_ms]
+            for inc in increments:
+                args += [inc.offset, inc.path, inc.conversions, inc.value_micros, inc.nulls]
+            keys = [partition_key(partition, "paths"), partition_key(partition, "paths-fence")]
+            await self._paths(keys=keys, args=args, client=pipe)
+        await pipe.execute()
+
+    async def path_stats(self, partitions: int) -> dict[tuple[str, ...], PathCount]:
+        """Every partition's path counts, summed (integer sums: exact and order-free)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for partition in range(partitions):
+            pipe.hgetall(partition_key(partition, "paths"))
+        totals: dict[str, list[int]] = {}
+        for raw in await pipe.execute():
+            for field, count in raw.items():
+                kind, _, path = field.decode().partition("|")
+                if path:
+                    totals.setdefault(path, [0, 0, 0])["cvn".index(kind)] += int(count)
+        return {
+            parse_path(path): PathCount(c, v / VALUE_SCALE, n) for path, (c, v, n) in sorted(totals.items())
+        }
+
+    async def store_snapshot(self, snapshot_id: str, doc: bytes) -> bool:
+        """Make this the current snapshot; True when it changed (publish it)."""
+        return bool(await self._snapshot(keys=[SNAPSHOT_ID, SNAPSHOT], args=[snapshot_id, doc]))
+
+    async def current_snapshot(self) -> bytes | None:
+        return await self.redis.get(SNAPSHOT)
+
+    async def due(self, partition: int, kind: str, before_ts: int, limit: int = 1000) -> list[str]:
+        """Persons of `partition` in index `kind` ("open" or "active") with a score before `before_ts`."""
         raw = await self.redis.zrangebyscore(
-            open_sessions_key(partition), "-inf", before_ts, start=0, num=limit
+            partition_key(partition, kind), "-inf", before_ts, start=0, num=limit
         )
         return [r.decode() for r in raw]
-
-    async def forget_open(self, partition: int, person_ids: Sequence[str]) -> None:
-        if person_ids:
-            await self.redis.zrem(open_sessions_key(partition), *person_ids)
-
-    async def save_states(self, states: Mapping[str, PersonState]) -> set[str]:
-        """Write journeys without new offsets (the idle sweeper); returns refused persons."""
-        pipe = self.redis.pipeline(transaction=False)
-        for pid, state in states.items():
-            result = StepResult(state, {}, [], [], 0, True)
-            await self._queue_apply(pipe, pid, result)
-        replies = await pipe.execute() if states else []
-        return {pid for pid, ok in zip(states, replies, strict=True) if not ok}

@@ -15,7 +15,14 @@ from aiokafka.errors import TopicAlreadyExistsError
 from stream.settings import Settings
 
 RAW = "touchpoints.raw"
-PUBLIC = (RAW, "touchpoints.dlq", "touchpoints.sessions", "attribution.conversions", "attribution.credits")
+PUBLIC = (
+    RAW,
+    "touchpoints.dlq",
+    "touchpoints.sessions",
+    "attribution.conversions",
+    "attribution.credits",
+    "attribution.models",
+)
 
 
 def persons_topic(settings: Settings) -> str:

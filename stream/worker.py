@@ -13,16 +13,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from stream import journey as journeys
+import orjson
+
+from stream.attribution import snapshot as snapshots
+from stream.attribution.paths import format_path, seen
+from stream.attribution.snapshot import Snapshot
 from stream.events import Limits, decode_event, encode_event, validate
+from stream.journey import Rules
 from stream.metrics import Metrics
-from stream.output import CONVERSIONS, SESSIONS, Message, dlq_message, session_message
-from stream.person import Config, PersonState, Positioned, StepResult, step
+from stream.output import CONVERSIONS, PATHS, SESSIONS, Message, dlq_message, dumps, model_messages
+from stream.person import Config, Positioned, StepResult, step
 from stream.records import Event
-from stream.store import JourneyStore
+from stream.store import JourneyStore, PathIncrement
 
 MAX_WRITE_ATTEMPTS = 10
 
@@ -121,6 +126,32 @@ class Ingestor:
 
 
 @dataclass
+class ModelKeeper:
+    """The data-driven model snapshot this worker attributes with, refreshed from Redis path counts.
+
+    Every worker computes the snapshot from the same counts, so all get the same id; the one
+    whose store changes the current snapshot publishes it to `attribution.models`.
+    """
+
+    store: JourneyStore
+    emitter: Emitter
+    partitions: int
+    markov_order: int = 1
+    current: Snapshot | None = None
+
+    async def refresh(self) -> Snapshot | None:
+        stats = await self.store.path_stats(self.partitions)
+        if not seen(stats):
+            return self.current
+        snapshot = await asyncio.to_thread(snapshots.build, stats, self.markov_order)
+        doc = snapshot.doc()
+        if await self.store.store_snapshot(snapshot.snapshot_id, dumps(doc)):
+            await self.emitter.emit(model_messages(doc))
+        self.current = snapshot
+        return snapshot
+
+
+@dataclass
 class JourneyProcessor:
     """Applies batches of person-keyed events exactly once to Redis state."""
 
@@ -128,6 +159,8 @@ class JourneyProcessor:
     emitter: Emitter
     config: Config
     metrics: Metrics
+    models: ModelKeeper | None = None
+    watermarks: dict[int, int] = field(default_factory=dict)  # partition -> max event ts applied
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
         by_person: dict[str, list[Positioned]] = {}
@@ -135,15 +168,26 @@ class JourneyProcessor:
         for rec in records:
             assert rec.key is not None and rec.value is not None
             pid = rec.key.decode()
+            event = decode_event(rec.value)
             by_person.setdefault(pid, []).append(
-                Positioned(f"{rec.topic}:{rec.partition}", rec.offset, decode_event(rec.value))
+                Positioned(f"{rec.topic}:{rec.partition}", rec.offset, event)
             )
             partitions[pid] = rec.partition
+            if event.type in ("close_idle", "expire"):
+                self.metrics.events_in.labels(event.type).inc()
+            else:
+                self.watermarks[rec.partition] = max(event.ts, self.watermarks.get(rec.partition, 0))
         results = await self._apply(by_person, partitions)
-        messages = [m for r in results.values() for msgs in r.outbox.values() for m in msgs]
-        replays = {pid: r.replayed for pid, r in results.items() if r.replayed}
-        messages += await self.store.replayed_outputs(replays)
-        await self.emitter.emit(messages)
+        outputs = {pid: r.outbox for pid, r in results.items()}
+        replayed = await self.store.replayed_outputs(
+            {pid: r.replayed for pid, r in results.items() if r.replayed}
+        )
+        for pid, outbox in replayed.items():
+            outputs[pid] = {**outputs[pid], **outbox}
+        await self.store.add_paths(_path_increments(records, partitions, outputs))
+        await self.emitter.emit(
+            [m for o in outputs.values() for ms in o.values() for m in ms if m.topic != PATHS]
+        )
         self._observe(records, partitions, results)
 
     async def _apply(
@@ -152,9 +196,10 @@ class JourneyProcessor:
         """Load, step and store; persons refused by the fence are reloaded and redone."""
         results: dict[str, StepResult] = {}
         pending = list(by_person)
+        snapshot = self.models.current if self.models else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             states = await self.store.load(pending)
-            batch = {pid: step(pid, states[pid], by_person[pid], self.config) for pid in pending}
+            batch = {pid: step(pid, states[pid], by_person[pid], self.config, snapshot) for pid in pending}
             refused = await self.store.save(batch, partitions)
             self.metrics.refused_writes.inc(len(refused))
             results.update({pid: r for pid, r in batch.items() if pid not in refused})
@@ -179,42 +224,76 @@ class JourneyProcessor:
                         m.attributions_out.inc()
                         m.latency_ms.observe(max(0.0, now - sent[(partitions[pid], offset)]) * 1000)
                     elif msg.topic == SESSIONS:
-                        m.sessions_out.labels("next_session").inc()
+                        m.sessions_out.labels(
+                            "idle" if b'"closed_by":"idle"' in msg.value else "next_session"
+                        ).inc()
+
+
+def _path_increments(
+    records: Sequence[RawRecord], partitions: dict[str, int], outputs: dict[str, dict[int, list[Message]]]
+) -> dict[int, tuple[int, list[PathIncrement]]]:
+    """Per partition: the batch's highest offset and its path increments in offset order."""
+    last: dict[int, int] = {}
+    for rec in records:
+        last[rec.partition] = max(rec.offset, last.get(rec.partition, -1))
+    increments: dict[int, list[PathIncrement]] = {p: [] for p in last}
+    for pid, outbox in outputs.items():
+        for offset, messages in outbox.items():
+            for msg in messages:
+                if msg.topic == PATHS:
+                    doc = orjson.loads(msg.value)
+                    increments[partitions[pid]].append(
+                        PathIncrement(
+                            offset,
+                            format_path(doc["path"]),
+                            doc["conversions"],
+                            doc["value_micros"],
+                            doc["nulls"],
+                        )
+                    )
+    return {p: (last[p], sorted(incs, key=lambda i: i.offset)) for p, incs in increments.items()}
 
 
 @dataclass
 class Sweeper:
-    """Closes sessions idle past the timeout on the partitions this worker owns."""
+    """Asks idle sessions to close and old journeys to expire, on the partitions this worker owns.
+
+    It changes no state itself: it publishes a `close_idle` (stamped with the wall clock) or
+    `expire` (stamped with the partition's event-time watermark) event per due person on the
+    person-keyed topic, which the journeys agent applies like any event — fenced, exactly
+    once, replayable. Expiry follows event time, so a replay of old data expires journeys
+    exactly as `touchstream attribute --events` does.
+    """
 
     store: JourneyStore
-    emitter: Emitter
-    config: Config
-    metrics: Metrics
+    producer: Callable[[], Producer]
+    persons_topic: str
+    rules: Rules
+    watermarks: dict[int, int]
+    requested: dict[tuple[str, str], int] = field(default_factory=dict)
 
     async def sweep(self, partitions: Sequence[int], now_ms: int | None = None) -> int:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        before = now_ms - self.config.rules.session_timeout_ms
-        closed = 0
+        due: list[tuple[str, str, int]] = []
         for partition in partitions:
-            candidates = await self.store.idle_candidates(partition, before)
-            if candidates:
-                closed += await self._close(partition, candidates, now_ms)
-        return closed
-
-    async def _close(self, partition: int, person_ids: list[str], now_ms: int) -> int:
-        states = await self.store.load(person_ids)
-        updated: dict[str, PersonState] = {}
-        messages = []
-        for pid, state in states.items():
-            journey, closed = journeys.close_idle(state.journey, now_ms, self.config.rules)
-            if closed is not None:
-                updated[pid] = PersonState(journey, state.fence)
-                messages.append(session_message(pid, closed))
-        # at-least-once: emit before storing; a refused write means the session
-        # went on and will be emitted again (same session_id) when it closes.
-        await self.emitter.emit(messages)
-        refused = await self.store.save_states(updated)
-        done = [pid for pid, s in states.items() if not s.journey.session_open or pid in updated]
-        await self.store.forget_open(partition, [pid for pid in done if pid not in refused])
-        self.metrics.sessions_out.labels("idle").inc(len(messages))
-        return len(messages)
+            for pid in await self.store.due(partition, "open", now_ms - self.rules.session_timeout_ms):
+                due.append(("close_idle", pid, now_ms))
+            watermark = self.watermarks.get(partition)
+            if watermark is not None:
+                for pid in await self.store.due(partition, "active", watermark - self.rules.lookback_ms - 1):
+                    due.append(("expire", pid, watermark))
+        # what was asked for is not asked again for a minute (the agent may be behind)
+        self.requested = {k: t for k, t in self.requested.items() if now_ms - t <= 60_000}
+        futures = []
+        for kind, pid, ts in due:
+            if (kind, pid) in self.requested:
+                continue
+            self.requested[kind, pid] = now_ms
+            event = Event(event_id=f"{kind}:{pid}:{ts}", type=kind, ts=ts, person_id=pid)  # type: ignore[arg-type]
+            futures.append(
+                await self.producer().send(
+                    self.persons_topic, pid.encode(), encode_event(event), None, None, None
+                )
+            )
+        await asyncio.gather(*futures)
+        return len(futures)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from stream.journey import (
     Converted,
     Journey,
+    NullPath,
     Output,
     Rules,
     SessionClosed,
@@ -362,3 +363,53 @@ def test_dumps_loads_round_trip():
 def test_loads_of_nothing_is_an_empty_journey():
     assert loads(None) == Journey()
     assert loads(b"") == Journey()
+
+
+# --- expiry: null paths -------------------------------------------------------------
+
+LOOKBACK = RULES.lookback_ms
+
+
+def control(kind: str, when: int) -> Event:
+    return Event(f"{kind}@{when}", kind, when, "p-1")  # type: ignore[arg-type]
+
+
+def test_a_person_returning_after_the_lookback_expires_the_old_journey_first():
+    """email, paid_search (never converted); 90 days + 1 ms later a direct visit:
+    the old touches become one null path, the open session closes as expired, the new
+    visit starts a fresh journey."""
+    journey, outputs = fold(
+        [click(0), click(60, "paid_search"), click(0, "direct", at=ts(60) + LOOKBACK + 1)]
+    )
+    nulls = [o for o in outputs if isinstance(o, NullPath)]
+    assert nulls == [NullPath(("email", "paid_search"))]
+    assert [o.closed_by for o in outputs if isinstance(o, SessionClosed)] == ["next_session", "expired"]
+    assert [t.channel for t in journey.touches] == ["direct"] and journey.conversions == 0
+
+
+def test_exactly_lookback_idle_does_not_expire():
+    _, outputs = fold([click(0), click(0, "direct", at=ts(0) + LOOKBACK)])
+    assert not [o for o in outputs if isinstance(o, NullPath)]
+
+
+def test_expire_event_keeps_only_touches_after_the_last_conversion():
+    """email, conversion, then sms and display: only sms > display is a null path."""
+    journey, _ = fold([click(0), convert(10), click(20, "sms"), click(40, "display")])
+    journey, outputs = apply(journey, control("expire", ts(40) + LOOKBACK + 1), RULES)
+    assert [o for o in outputs if isinstance(o, NullPath)] == [NullPath(("sms", "display"))]
+    assert journey == Journey()
+
+
+def test_expire_after_a_conversion_with_no_later_touch_is_no_null_path():
+    journey, _ = fold([click(0), convert(10)])
+    journey, outputs = apply(journey, control("expire", ts(10) + LOOKBACK + 1), RULES)
+    assert outputs == [SessionClosed(Touchpoint(ts(0), "email", "i0"), ts(0), 1, "expired")]
+    assert journey == Journey()
+
+
+def test_expire_too_early_and_close_idle_events():
+    journey, _ = fold([click(0)])
+    assert apply(journey, control("expire", ts(0) + LOOKBACK), RULES) == (journey, [])
+    assert apply(journey, control("close_idle", ts(0) + TIMEOUT), RULES) == (journey, [])
+    closed, outputs = apply(journey, control("close_idle", ts(0) + TIMEOUT + 1), RULES)
+    assert [o.closed_by for o in outputs] == ["idle"] and not closed.session_open

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from stream.journey import Rules
-from stream.output import CONVERSIONS, CREDITS, SESSIONS
+from stream.output import CONVERSIONS, CREDITS, PATHS, SESSIONS
 from stream.person import Attributed, Config, Fence, PersonState, Positioned, StepResult, step
 from stream.records import Event
 
@@ -67,7 +67,14 @@ def test_first_application_writes_fence_and_outputs():
         (CREDITS, b"paid_search"),  # first_touch
         (CREDITS, b"email"),
         (CREDITS, b"paid_search"),  # linear
+        (PATHS, None),  # the converting path email > paid_search, for the data-driven models
     ]
+    assert orjson.loads(result.outbox[12][-1].value) == {
+        "path": ["email", "paid_search"],
+        "conversions": 1,
+        "value_micros": 100_000_000,
+        "nulls": 0,
+    }
     assert result.conversions == [Attributed("e3", result.outbox[12][0].value)]
 
 
@@ -81,7 +88,7 @@ def test_conversion_value_carries_every_model():
 
 
 def test_credit_rows_are_one_per_model_and_touch():
-    rows = [orjson.loads(m.value) for m in run(at(10, *JOURNEY)).outbox[12][1:]]
+    rows = [orjson.loads(m.value) for m in run(at(10, *JOURNEY)).outbox[12] if m.topic == CREDITS]
     assert [(r["model"], r["touchpoint_index"], r["share"], r["value"]) for r in rows] == [
         ("first_touch", 0, 1.0, 100.0),
         ("first_touch", 1, 0.0, 0.0),
@@ -169,7 +176,7 @@ def test_same_input_gives_byte_identical_values():
     first, second = run(events, config=config), run(events, config=config)
     assert values(first) == values(second)
     assert first.conversions == second.conversions
-    assert len(values(first)) == 1 + (1 + 2 * 4) + 1 + (1 + 3 * 4)
+    assert len(values(first)) == 1 + (1 + 2 * 4 + 1) + 1 + (1 + 3 * 4 + 1)  # + one path message each
 
 
 def test_batch_boundaries_do_not_change_the_values():
