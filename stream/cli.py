@@ -31,6 +31,7 @@ PER_CALL = {
     "half-life": "TOUCHSTREAM_HALF_LIFE_MS",
     "session-timeout": "TOUCHSTREAM_SESSION_TIMEOUT_MS",
     "lookback": "TOUCHSTREAM_LOOKBACK_MS",
+    "markov-order": "TOUCHSTREAM_MARKOV_ORDER",
 }
 
 
@@ -181,7 +182,7 @@ def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_attribute(settings: Settings, args: argparse.Namespace) -> int:
     from stream import batch
-    from stream.attribution import DATA_DRIVEN_MODELS, UnknownModelError
+    from stream.attribution import UnknownModelError
     from stream.person import Config
 
     overrides = {}
@@ -202,8 +203,8 @@ def cmd_attribute(settings: Settings, args: argparse.Namespace) -> int:
         return _attribute_events(settings, config, args)
     with _progress_open(source, "rt") as text:
         try:
-            models = settings.models or (*config.models, *DATA_DRIVEN_MODELS)
-            totals = batch.path_totals(batch.read_paths(text), models, config.params)
+            models = (*config.models, *config.data_driven)
+            totals = batch.path_totals(batch.read_paths(text), models, config.params, settings.markov_order)
         except batch.InputError as exc:
             raise CliError(f"{source}: {exc}") from None
     if args.format == "json":

@@ -122,7 +122,7 @@ def removal_effects(stats: PathStats, order: int = 1) -> dict[str, float]:
     for ch in sorted(converting):
         r = chain.contains(ch)
         via = float(y[r] @ _solve(fundamental[np.ix_(r, r)], x[r]))
-        effects[ch] = min(max(via / x[0], 0.0), 1.0)
+        effects[ch] = float(min(max(via / x[0], 0.0), 1.0))
     return effects
 
 

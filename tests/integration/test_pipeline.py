@@ -110,6 +110,7 @@ SCHEMAS = {
     "credits": _schema("credit"),
     "sessions": _schema("session"),
     "dlq": _schema("dlq"),
+    "models": _schema("model"),
 }
 
 

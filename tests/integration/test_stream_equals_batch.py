@@ -23,6 +23,7 @@ from stream.kafka_io import collect, event_record, produce
 from stream.runner import settings_env
 from stream.simulate import DAY_MS, generate
 from stream.topics import RAW
+from tests.integration.test_pipeline import values
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +123,6 @@ def test_stream_equals_batch(make_settings, start_worker, events_file, tmp_path,
     marker_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in marker))
     offline = orjson.loads(attribute(settings, "--events", str(marker_file), "--snapshot", str(model_file)))
     assert ours[0] == offline
-    published = asyncio.run(collect(bootstrap, settings.topic("attribution.models"), count=2))
-    assert sorted(orjson.loads(m.value)["model"] for m in published) == ["markov", "shapley"]
-    assert {orjson.loads(m.value)["snapshot_id"] for m in published} == {batch_model["snapshot_id"]}
+    published = values(bootstrap, settings.topic("attribution.models"), count=2)  # schema-checked
+    assert sorted(m["model"] for m in published) == ["markov", "shapley"]
+    assert {m["snapshot_id"] for m in published} == {batch_model["snapshot_id"]}

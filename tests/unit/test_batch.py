@@ -2,6 +2,7 @@
 
 import io
 
+import orjson
 import pytest
 
 from stream.batch import InputError, attribute_events, heuristic_totals, read_paths
@@ -97,6 +98,7 @@ def test_data_driven_totals_from_a_paths_file() -> None:
         assert (cell["conversions"], cell["value"]) == pytest.approx(
             (14 * effect / total_re, 1100 * effect / total_re)
         )
+    assert orjson.loads(orjson.dumps(got)) == got  # plain floats: `--format json` can print it
     for totals in got.values():
         assert sum(c["conversions"] for c in totals.values()) == pytest.approx(14.0)
         assert sum(c["value"] for c in totals.values()) == pytest.approx(1100.0)
