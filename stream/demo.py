@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,12 @@ from stream.topics import RAW, ensure_topics
 SHOWN_MODELS = ("first_touch", "linear", "time_decay", "last_touch")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(settings: Settings, customers: int, rate: float) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly on SIGTERM as on Ctrl-C
     console = Console()
     workdir = Path(tempfile.mkdtemp(prefix="touchstream-demo-"))
     console.print(f"[bold]Touchstream demo[/] — starting Kafka and Redis in {workdir} …")
