@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import socket
+from functools import partial
 from typing import Any
 
 import faust
 import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
+from mode import CrashingSupervisor
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
@@ -24,6 +26,7 @@ from stream.attribution.snapshot import Snapshot
 from stream.events import Limits
 from stream.metrics import Metrics
 from stream.person import Config
+from stream.retry import Backoff, retrying
 from stream.settings import Settings
 from stream.store import JourneyStore, Ttls
 from stream.topics import RAW, persons_topic
@@ -80,7 +83,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     @app.timer(settings.model_refresh_ms / 1000)
     async def refresh_models() -> None:
-        await models.refresh()
+        await retrying(models.refresh, "models", backoff, metrics)
 
     @app.page("/models/refresh")
     async def refresh_models_now(web: View, request: Request) -> Response:
@@ -88,20 +91,26 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         snapshot = await models.refresh()
         return web.json(snapshot.doc() if snapshot else {"snapshot_id": None})
 
-    @app.agent(raw, name="ingest")
+    backoff = Backoff()
+
+    # A failure that is not transient is a bug: crash the worker (it restarts from the
+    # committed offsets) rather than let Faust restart one agent past unacked events.
+    @app.agent(raw, name="ingest", supervisor_strategy=CrashingSupervisor)
     async def ingest(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, within):
-            await ingestor.handle([_record(e) for e in events])
+            batch = [_record(e) for e in events]
+            await retrying(partial(ingestor.handle, batch), "ingest", backoff, metrics)
 
-    @app.agent(persons, name="journeys")
+    @app.agent(persons, name="journeys", supervisor_strategy=CrashingSupervisor)
     async def journeys(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, within):
-            await processor.handle([_record(e) for e in events])
+            batch = [_record(e) for e in events]
+            await retrying(partial(processor.handle, batch), "journeys", backoff, metrics)
 
     @app.timer(settings.sweep_interval_ms / 1000)
     async def sweep() -> None:
         name = persons.get_topic_name()
         owned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == name)
-        await sweeper.sweep(owned)
+        await retrying(lambda: sweeper.sweep(owned), "sweep", backoff, metrics)
 
     return app

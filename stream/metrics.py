@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
 BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000)
@@ -25,6 +25,8 @@ class Metrics:
     refused_writes: Counter
     batch_size: Histogram
     latency_ms: Histogram
+    retries: Counter
+    stalled: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "touchstream") -> Metrics:
@@ -44,6 +46,15 @@ class Metrics:
                 "Events per processing batch",
                 ("agent",),
                 buckets=BATCH_BUCKETS,
+                registry=registry,
+            ),
+            retries=counter(
+                "retries", "Transient failures retried (Redis or broker unavailable)", ("operation",)
+            ),
+            stalled=Gauge(
+                f"{prefix}_stalled",
+                "1 while an operation is waiting for Redis or the broker to come back",
+                ("operation",),
                 registry=registry,
             ),
             latency_ms=Histogram(

@@ -27,6 +27,7 @@ from stream.metrics import Metrics
 from stream.output import CONVERSIONS, PATHS, SESSIONS, Message, dlq_message, dumps, model_messages
 from stream.person import Config, Positioned, StepResult, step
 from stream.records import Event
+from stream.retry import TransientError
 from stream.store import JourneyStore, PathIncrement
 
 MAX_WRITE_ATTEMPTS = 10
@@ -206,7 +207,7 @@ class JourneyProcessor:
             pending = sorted(refused)
             if not pending:
                 return results
-        raise RuntimeError(f"fenced writes kept being refused for {len(pending)} persons")
+        raise TransientError(f"fenced writes kept being refused for {len(pending)} persons")
 
     def _observe(
         self, records: Sequence[RawRecord], partitions: dict[str, int], results: dict[str, StepResult]
