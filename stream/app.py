@@ -71,9 +71,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     ingestor = Ingestor(emitter, persons.get_topic_name(), limits, metrics)
     models = ModelKeeper(store, emitter, settings.partitions, settings.markov_order)
     processor = JourneyProcessor(store, emitter, config, metrics, models)
-    sweeper = Sweeper(
-        store, lambda: app.producer, persons.get_topic_name(), config.rules, processor.watermarks
-    )
+    sweeper = Sweeper(store, lambda: app.producer, persons.get_topic_name(), config.rules)
 
     @app.task
     async def load_model_snapshot() -> None:

@@ -11,6 +11,7 @@ script can write all of them atomically in Redis Cluster):
     ts:{agg:P}:active        zset    persons of partition P with a journey, by last event ts (expiry)
     ts:{agg:P}:paths         hash    path counts the data-driven models learn from (paths.lua)
     ts:{agg:P}:paths-fence   string  last offset of partition P whose path counts are applied
+    ts:{agg:P}:watermark     string  max event ts applied on partition P (the sweeper expires by it)
     ts:{models}:id / :current        the current data-driven model snapshot
 
 A batch costs two round trips: one pipeline loading every person, one
@@ -60,6 +61,15 @@ class PathIncrement:
     conversions: int
     value_micros: int
     nulls: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionBatch:
+    """What one batch adds to a partition's aggregates."""
+
+    last_offset: int
+    max_ts: int  # highest event ts (interactions/conversions) of the batch; 0 when none
+    increments: list[PathIncrement]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,18 +186,25 @@ class JourneyStore:
             found[pid] = {o: _messages(outbox[str(o)]) for o in wanted[pid] if str(o) in outbox}
         return found
 
-    async def add_paths(self, batches: Mapping[int, tuple[int, Sequence[PathIncrement]]]) -> None:
-        """Per partition: (highest offset of the batch, increments in offset order), fenced."""
+    async def add_paths(self, batches: Mapping[int, PartitionBatch]) -> None:
+        """Per partition: path increments (fenced by offset) and the event-time watermark."""
         if not batches:
             return
         pipe = self.redis.pipeline(transaction=False)
-        for partition, (last_offset, increments) in batches.items():
-            args: list[int | str] = [last_offset, self.max_paths, self.ttls.paths_ms]
-            for inc in increments:
+        for partition, batch in batches.items():
+            args: list[int | str] = [batch.last_offset, self.max_paths, self.ttls.paths_ms, batch.max_ts]
+            for inc in batch.increments:
                 args += [inc.offset, inc.path, inc.conversions, inc.value_micros, inc.nulls]
-            keys = [partition_key(partition, "paths"), partition_key(partition, "paths-fence")]
+            keys = [partition_key(partition, name) for name in ("paths", "paths-fence", "watermark")]
             await self._paths(keys=keys, args=args, client=pipe)
         await pipe.execute()
+
+    async def watermarks(self, partitions: Sequence[int]) -> dict[int, int]:
+        """Each partition's event-time watermark (max event ts applied), where there is one."""
+        pipe = self.redis.pipeline(transaction=False)
+        for partition in partitions:
+            pipe.get(partition_key(partition, "watermark"))
+        return {p: int(w) for p, w in zip(partitions, await pipe.execute(), strict=True) if w is not None}
 
     async def path_stats(self, partitions: int) -> dict[tuple[str, ...], PathCount]:
         """Every partition's path counts, summed (integer sums: exact and order-free)."""

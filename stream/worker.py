@@ -28,9 +28,10 @@ from stream.output import CONVERSIONS, PATHS, SESSIONS, Message, dlq_message, du
 from stream.person import Config, Positioned, StepResult, step
 from stream.records import Event
 from stream.retry import TransientError
-from stream.store import JourneyStore, PathIncrement
+from stream.store import JourneyStore, PartitionBatch, PathIncrement
 
 MAX_WRITE_ATTEMPTS = 10
+CONTROL = ("close_idle", "expire")  # the sweeper's events: not producer data, no watermark
 
 
 class Producer(Protocol):
@@ -161,11 +162,11 @@ class JourneyProcessor:
     config: Config
     metrics: Metrics
     models: ModelKeeper | None = None
-    watermarks: dict[int, int] = field(default_factory=dict)  # partition -> max event ts applied
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
         by_person: dict[str, list[Positioned]] = {}
         partitions: dict[str, int] = {}
+        max_ts: dict[int, int] = {}  # partition -> highest event ts of the batch (the watermark)
         for rec in records:
             assert rec.key is not None and rec.value is not None
             pid = rec.key.decode()
@@ -174,10 +175,10 @@ class JourneyProcessor:
                 Positioned(f"{rec.topic}:{rec.partition}", rec.offset, event)
             )
             partitions[pid] = rec.partition
-            if event.type in ("close_idle", "expire"):
+            if event.type in CONTROL:
                 self.metrics.events_in.labels(event.type).inc()
             else:
-                self.watermarks[rec.partition] = max(event.ts, self.watermarks.get(rec.partition, 0))
+                max_ts[rec.partition] = max(event.ts, max_ts.get(rec.partition, 0))
         results = await self._apply(by_person, partitions)
         outputs = {pid: r.outbox for pid, r in results.items()}
         replayed = await self.store.replayed_outputs(
@@ -185,7 +186,7 @@ class JourneyProcessor:
         )
         for pid, outbox in replayed.items():
             outputs[pid] = {**outputs[pid], **outbox}
-        await self.store.add_paths(_path_increments(records, partitions, outputs))
+        await self.store.add_paths(_partition_batches(records, partitions, max_ts, outputs))
         await self.emitter.emit(
             [m for o in outputs.values() for ms in o.values() for m in ms if m.topic != PATHS]
         )
@@ -230,10 +231,13 @@ class JourneyProcessor:
                         ).inc()
 
 
-def _path_increments(
-    records: Sequence[RawRecord], partitions: dict[str, int], outputs: dict[str, dict[int, list[Message]]]
-) -> dict[int, tuple[int, list[PathIncrement]]]:
-    """Per partition: the batch's highest offset and its path increments in offset order."""
+def _partition_batches(
+    records: Sequence[RawRecord],
+    partitions: dict[str, int],
+    max_ts: dict[int, int],
+    outputs: dict[str, dict[int, list[Message]]],
+) -> dict[int, PartitionBatch]:
+    """Per partition: the batch's highest offset and event ts, and its path increments in offset order."""
     last: dict[int, int] = {}
     for rec in records:
         last[rec.partition] = max(rec.offset, last.get(rec.partition, -1))
@@ -252,7 +256,10 @@ def _path_increments(
                             doc["nulls"],
                         )
                     )
-    return {p: (last[p], sorted(incs, key=lambda i: i.offset)) for p, incs in increments.items()}
+    return {
+        p: PartitionBatch(last[p], max_ts.get(p, 0), sorted(incs, key=lambda i: i.offset))
+        for p, incs in increments.items()
+    }
 
 
 @dataclass
@@ -270,16 +277,16 @@ class Sweeper:
     producer: Callable[[], Producer]
     persons_topic: str
     rules: Rules
-    watermarks: dict[int, int]
     requested: dict[tuple[str, str], int] = field(default_factory=dict)
 
     async def sweep(self, partitions: Sequence[int], now_ms: int | None = None) -> int:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         due: list[tuple[str, str, int]] = []
+        watermarks = await self.store.watermarks(partitions)
         for partition in partitions:
             for pid in await self.store.due(partition, "open", now_ms - self.rules.session_timeout_ms):
                 due.append(("close_idle", pid, now_ms))
-            watermark = self.watermarks.get(partition)
+            watermark = watermarks.get(partition)
             if watermark is not None:
                 for pid in await self.store.due(partition, "active", watermark - self.rules.lookback_ms - 1):
                     due.append(("expire", pid, watermark))
