@@ -80,7 +80,8 @@ class EventReplay:
         self.snapshot = snapshot
         self.states: dict[str, PersonState] = {}
         self.rejected: list[Rejected] = []
-        self.paths: dict[str, list[int]] = {}  # path text -> [conversions, value_micros, nulls]
+        # partition -> path text -> [conversions, value_micros, nulls], as the stream's Redis hashes
+        self.paths: dict[int, dict[str, list[int]]] = {}
         self.watermarks: dict[int, int] = {}
         self.position = 0
 
@@ -98,14 +99,26 @@ class EventReplay:
             yield from self._apply(event)
 
     def finish(self) -> dict[tuple[str, ...], PathCount]:
-        """Expire idle journeys as the sweeper would, then return the path counts."""
+        """Expire idle journeys as the sweeper would, then return the path counts (all partitions)."""
         for pid, state in list(self.states.items()):
             watermark = self.watermarks.get(self.partition(pid), 0)
             if state.journey.last_ts and watermark - state.journey.last_ts > self.config.rules.lookback_ms:
-                list(self._apply(Event(f"expire:{pid}:{watermark}", "expire", watermark, pid)))
-        return {
-            parse_path(p): PathCount(c, v / VALUE_SCALE, n) for p, (c, v, n) in sorted(self.paths.items())
-        }
+                self._control("expire", pid, watermark)
+        totals: dict[str, list[int]] = {}
+        for counts in self.paths.values():
+            for path, (c, v, n) in counts.items():
+                total = totals.setdefault(path, [0, 0, 0])
+                total[0], total[1], total[2] = total[0] + c, total[1] + v, total[2] + n
+        return {parse_path(p): PathCount(c, v / VALUE_SCALE, n) for p, (c, v, n) in sorted(totals.items())}
+
+    def close_idle_sessions(self, now_ms: int) -> None:
+        """What the sweeper's wall-clock `close_idle` events do to every open session."""
+        for pid, state in list(self.states.items()):
+            if state.journey.session_open:
+                self._control("close_idle", pid, now_ms)
+
+    def _control(self, kind: str, pid: str, ts: int) -> None:
+        list(self._apply(Event(f"{kind}:{pid}:{ts}", kind, ts, pid)))  # type: ignore[arg-type]
 
     def partition(self, person_id: str) -> int:
         return (murmur2(person_id.encode()) & 0x7FFFFFFF) % self.partitions
@@ -122,7 +135,8 @@ class EventReplay:
                     yield m.value
                 elif m.topic == PATHS:
                     doc = orjson.loads(m.value)
-                    counts = self.paths.setdefault(format_path(doc["path"]), [0, 0, 0])
+                    partition = self.paths.setdefault(self.partition(pid), {})
+                    counts = partition.setdefault(format_path(doc["path"]), [0, 0, 0])
                     counts[0] += doc["conversions"]
                     counts[1] += doc["value_micros"]
                     counts[2] += doc["nulls"]

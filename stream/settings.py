@@ -66,6 +66,9 @@ class Settings:
     app_id: str = _setting("touchstream", "Faust app id: consumer group and internal topic prefix")
     topic_prefix: str = _setting("", "Prefix prepended to every public topic name")
     partitions: int = _setting(8, "Partitions of the topics Touchstream creates", int)
+    kafka_session_timeout_ms: int = _setting(
+        30_000, "Consumer group session timeout: how soon a dead worker's partitions move", _duration_ms
+    )
     web_host: str = _setting("127.0.0.1", "Worker web server bind address (/metrics)")
     web_port: int = _setting(6066, "Worker web server port (/metrics)", int)
     batch_size: int = _setting(500, "Max events per processing batch", int)
