@@ -8,31 +8,46 @@ compare-and-set on `Fence.version`. DESIGN.md §6:
   was applied before: it is *replayed* — its outputs are re-emitted from the
   outbox the earlier write stored, never recomputed;
 - an event whose `event_id` is among the person's recent ids is a duplicate
-  published twice: skipped;
+  published twice: skipped — and if its content differs from the first one's
+  (compared by digest), it goes to the DLQ as `duplicate_event_id`;
 - anything else is applied with `journey.apply` and its outputs built.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stream import journey as journeys
 from stream.attribution import DATA_DRIVEN_MODELS, DEFAULT_MODELS, MODELS, UnknownModelError
 from stream.attribution.snapshot import Snapshot
+from stream.events import encode_event
 from stream.journey import Converted, Journey, NullPath, Output, Rules
-from stream.output import Message, attribution_doc, conversion_messages, path_message, session_message
+from stream.output import (
+    Message,
+    attribution_doc,
+    conversion_messages,
+    dlq_message,
+    path_message,
+    session_message,
+)
 from stream.records import Event, ModelParams
 from stream.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class Fence:
-    """Per-person write version, last applied offset per `topic:partition`, recent event ids."""
+    """Per-person write version, last applied offset per `topic:partition`, and the recent
+    event ids with a digest of each event's content."""
 
     version: int = 0
     offsets: dict[str, int] = field(default_factory=dict)
-    recent_ids: tuple[str, ...] = ()
+    recent: tuple[tuple[str, str], ...] = ()  # (event_id, content digest), oldest first
+
+    @property
+    def recent_ids(self) -> tuple[str, ...]:
+        return tuple(event_id for event_id, _digest in self.recent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +118,7 @@ def step(
     shares come from `snapshot`."""
     journey, fence = state.journey, state.fence
     offsets = dict(fence.offsets)
-    recent = list(fence.recent_ids)
-    seen = set(recent)
+    recent = dict(fence.recent)  # event_id -> digest, in insertion order
     outbox: dict[int, list[Message]] = {}
     conversions: list[Attributed] = []
     replayed: list[int] = []
@@ -114,18 +128,36 @@ def step(
             replayed.append(item.offset)
             continue
         offsets[item.tp] = item.offset
-        if item.event.event_id in seen:
+        digest = content_digest(item.event)
+        known = recent.get(item.event.event_id)
+        if known is not None:
             duplicates += 1
+            if known != digest:
+                outbox[item.offset] = [_conflict(person_id, item)]
             continue
-        seen.add(item.event.event_id)
-        recent.append(item.event.event_id)
+        recent[item.event.event_id] = digest
         journey, outputs = journeys.apply(journey, item.event, config.rules)
         messages = _messages(person_id, outputs, config, snapshot, conversions)
         if messages:
             outbox[item.offset] = messages
     changed = offsets != fence.offsets or journey != state.journey
-    new_fence = Fence(fence.version, offsets, tuple(recent[max(0, len(recent) - config.recent_ids) :]))
+    kept = list(recent.items())
+    new_fence = Fence(fence.version, offsets, tuple(kept[max(0, len(kept) - config.recent_ids) :]))
     return StepResult(PersonState(journey, new_fence), outbox, conversions, replayed, duplicates, changed)
+
+
+def content_digest(event: Event) -> str:
+    """A short digest of an event's normalised content (tells a redelivery from a conflict)."""
+    return hashlib.blake2b(encode_event(event), digest_size=8).hexdigest()
+
+
+def _conflict(person_id: str, item: Positioned) -> Message:
+    topic, _, partition = item.tp.rpartition(":")
+    error = f"event_id {item.event.event_id!r} was already seen for this person with different content"
+    raw = encode_event(item.event)
+    return dlq_message(
+        person_id.encode(), raw, "duplicate_event_id", error, topic, int(partition), item.offset
+    )
 
 
 def _messages(

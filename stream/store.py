@@ -4,7 +4,7 @@ Key layout (every key of a person shares the hash tag `{p:<id>}`, so one Lua
 script can write all of them atomically in Redis Cluster):
 
     ts:{p:ID}:journey        string  compact journey (stream.journey.dumps)
-    ts:{p:ID}:fence          hash    v (write version), <topic>:<partition> -> offset, ids (recent event ids)
+    ts:{p:ID}:fence          hash    v version, <topic>:<partition> offset, ids [event id, digest]
     ts:{p:ID}:out            string  outputs of the person's last write, by offset (re-emitted on replay)
     ts:{p:ID}:conv:<cid>     string  the attribution value of conversion <cid>
     ts:{agg:P}:open          zset    persons of partition P with an open session, by last interaction ts
@@ -84,7 +84,8 @@ def _fence(raw: Mapping[bytes, bytes]) -> Fence:
     if not raw:
         return Fence()
     offsets = {k.decode(): int(v) for k, v in raw.items() if k not in (b"v", b"ids")}
-    return Fence(int(raw.get(b"v", 0)), offsets, tuple(orjson.loads(raw.get(b"ids", b"[]"))))
+    recent = tuple((event_id, digest) for event_id, digest in orjson.loads(raw.get(b"ids", b"[]")))
+    return Fence(int(raw.get(b"v", 0)), offsets, recent)
 
 
 def _messages(entries: Iterable[Sequence[str]]) -> list[Message]:
@@ -160,7 +161,7 @@ class JourneyStore:
             state.fence.version,
             journeys.dumps(state.journey),
             self.ttls.journey_ms,
-            orjson.dumps(list(state.fence.recent_ids)),
+            orjson.dumps(state.fence.recent),
             outbox,
             self.ttls.outbox_ms,
             self.ttls.conversion_ms,

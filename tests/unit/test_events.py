@@ -271,3 +271,30 @@ def test_encoding_leaves_out_missing_fields():
         "cost": 0.0,
         "value": 0.0,
     }
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+KNOWN = st.sampled_from(
+    [
+        "event_id",
+        "type",
+        "ts",
+        "anonymous_id",
+        "customer_id",
+        "channel",
+        "context",
+        "cost",
+        "conversion",
+        "value",
+    ]
+)
+
+
+@given(st.dictionaries(KNOWN | st.text(max_size=8), JSON, max_size=12))
+def test_any_json_object_is_an_event_or_a_rejection_with_a_known_reason(doc) -> None:
+    result = validate(orjson.dumps(doc), Limits(), NOW)
+    assert isinstance(result, Event) or result.reason_code in REASONS

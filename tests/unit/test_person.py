@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from stream.journey import Rules
-from stream.output import CONVERSIONS, CREDITS, PATHS, SESSIONS
+from stream.output import CONVERSIONS, CREDITS, DLQ, PATHS, SESSIONS
 from stream.person import Attributed, Config, Fence, PersonState, Positioned, StepResult, step
 from stream.records import Event
 
@@ -57,7 +57,8 @@ def values(result: StepResult) -> list[bytes]:
 
 def test_first_application_writes_fence_and_outputs():
     result = run(at(10, *JOURNEY))
-    assert result.state.fence == Fence(0, {TP: 12}, ("e1", "e2", "e3"))
+    assert (result.state.fence.version, result.state.fence.offsets) == (0, {TP: 12})
+    assert result.state.fence.recent_ids == ("e1", "e2", "e3")
     assert (result.replayed, result.duplicates, result.changed) == ([], 0, True)
     assert sorted(result.outbox) == [11, 12]  # e2 closed e1's session; e3 converted
     assert [(m.topic, m.key) for m in result.outbox[11]] == [(SESSIONS, b"c-7")]
@@ -188,3 +189,17 @@ def test_batch_boundaries_do_not_change_the_values():
         state, split = part.state, split + values(part)
     assert split == values(whole)
     assert state == whole.state
+
+
+def test_same_event_id_with_different_content_goes_to_the_dlq():
+    """e2 again at a new offset: identical content is a silent redelivery; other content
+    (another channel) is a conflict, sent to the DLQ with the offending event."""
+    first = run(at(10, *JOURNEY))
+    again = run(at(20, click("e2", 1, "paid_search"), click("e2", 1, "sms")), first.state)
+    assert again.duplicates == 2 and sorted(again.outbox) == [21]
+    [dead] = again.outbox[21]
+    doc = orjson.loads(dead.value)
+    assert (dead.topic, dead.key, doc["offset"]) == (DLQ, b"c-7", 21)
+    assert doc["reason_code"] == "duplicate_event_id"
+    assert orjson.loads(doc["raw"])["channel"] == "sms"
+    assert again.state.journey == first.state.journey

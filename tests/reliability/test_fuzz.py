@@ -1,0 +1,95 @@
+"""Hostile input through the real worker: it never crashes or stalls, every bad value lands in
+the DLQ with a reason code, and the good values interleaved with them are all attributed."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import orjson
+import pytest
+
+from stream.events import REASONS, Limits
+from stream.kafka_io import collect, event_record, produce
+from stream.runner import metric, settings_env
+from stream.simulate import generate
+from stream.topics import RAW
+from tests.reliability.corpus import conflicting_duplicates, hostile
+
+pytestmark = pytest.mark.reliability
+
+SEED = 4242
+END_MS = 1_790_000_000_000
+
+
+def test_ten_thousand_hostile_values_interleaved_with_good_ones(
+    make_settings, start_worker, tmp_path, report
+) -> None:
+    rng = random.Random(SEED)
+    settings = make_settings(model_refresh_ms=3_600_000, batch_size=500)
+    good = list(generate(300, seed=SEED, end_ms=END_MS))
+    limits = Limits(settings.max_value_bytes, settings.max_context_bytes, settings.max_future_skew_ms)
+    bad = hostile(rng, good, 10_000, limits, int(time.time() * 1000))
+    conflicts = conflicting_duplicates(rng, good, 50)
+
+    # interleave: bad values anywhere; each conflicting duplicate after the event it copies
+    records = [event_record(e) for e in good]
+    for h in bad:
+        records.insert(rng.randrange(len(records) + 1), (h.key, h.value))
+    records += [(h.key, h.value) for h in conflicts]
+    good_file = tmp_path / "good.jsonl"
+    good_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in good))
+    expected = sorted(
+        subprocess.run(
+            [sys.executable, "-m", "stream.cli", "attribute", "--events", str(good_file)],
+            env=settings_env(settings),
+            capture_output=True,
+            check=True,
+        ).stdout.splitlines()
+    )
+
+    worker = start_worker(settings)
+    bootstrap = settings.kafka_bootstrap_servers
+    started = time.monotonic()
+    asyncio.run(produce(bootstrap, settings.topic(RAW), records))
+    dlq = asyncio.run(
+        collect(bootstrap, settings.topic("touchpoints.dlq"), count=len(bad) + len(conflicts), timeout=180)
+    )
+    out = asyncio.run(collect(bootstrap, settings.topic("attribution.conversions"), count=len(expected)))
+    elapsed = time.monotonic() - started
+
+    docs = [orjson.loads(m.value) for m in dlq]
+    reasons = Counter(d["reason_code"] for d in docs)
+    assert set(reasons) <= set(REASONS) | {"duplicate_event_id"}
+    assert reasons["duplicate_event_id"] == len(conflicts)
+    assert len(docs) == len(bad) + len(conflicts)  # every bad value exactly once (no restarts here)
+    ingest_raw = Counter(
+        d["raw"] for d in docs if d["raw_encoding"] == "utf-8" and d["topic"] == settings.topic(RAW)
+    )
+    assert sum(ingest_raw.values()) == sum(1 for h in bad if _utf8(h.value))
+    assert ingest_raw == Counter(h.value.decode() for h in bad if _utf8(h.value))
+    assert sorted(m.value for m in out) == expected  # every good conversion, exactly as the batch oracle
+    assert worker.proc is not None and worker.proc.poll() is None  # never crashed
+    assert metric(settings, 'touchstream_stalled{operation="ingest"}') == 0
+    assert metric(settings, 'touchstream_stalled{operation="journeys"}') == 0
+    by_category = Counter(h.category for h in bad)
+    report(
+        f"fuzz: {len(bad)} hostile values ({', '.join(f'{k} {v}' for k, v in sorted(by_category.items()))}) "
+        f"+ {len(conflicts)} conflicting duplicates interleaved with {len(good)} good events"
+    )
+    report(
+        f"fuzz: DLQ {len(docs)} records by reason: {dict(sorted(reasons.items()))}; "
+        f"{len(out)} conversions attributed = oracle; {elapsed:.1f}s; worker alive, not stalled"
+    )
+
+
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
