@@ -27,6 +27,7 @@ from stream.events import Limits
 from stream.metrics import Metrics
 from stream.person import Config
 from stream.retry import Backoff, retrying
+from stream.security import faust_credentials
 from stream.settings import Settings
 from stream.store import JourneyStore, Ttls
 from stream.topics import RAW, persons_topic
@@ -50,6 +51,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.partitions,
         topic_disable_leader=True,
+        broker_credentials=faust_credentials(settings),
         broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_ms / 3000),
         stream_buffer_maxsize=max(4096, 2 * settings.batch_size),

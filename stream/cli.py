@@ -20,6 +20,7 @@ import orjson
 
 from stream import kafka_io
 from stream import settings as settings_mod
+from stream.security import aiokafka_options
 from stream.settings import Settings, SettingsError
 from stream.simulate import generate
 from stream.topics import RAW, ensure_topics
@@ -137,7 +138,13 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(ensure_topics(settings))
     records = (kafka_io.event_record(e) for e in events)
     sent = asyncio.run(
-        kafka_io.produce(settings.kafka_bootstrap_servers, settings.topic(RAW), records, args.rate)
+        kafka_io.produce(
+            settings.kafka_bootstrap_servers,
+            settings.topic(RAW),
+            records,
+            args.rate,
+            options=aiokafka_options(settings),
+        )
     )
     print(f"published {sent} events to {settings.topic(RAW)}")
     return 0
@@ -163,7 +170,14 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError(f"no such file: {args.file}")
     topic = args.topic or settings.topic(RAW)
     asyncio.run(ensure_topics(settings))
-    sent = asyncio.run(kafka_io.produce(settings.kafka_bootstrap_servers, topic, jsonl_records(args.file)))
+    sent = asyncio.run(
+        kafka_io.produce(
+            settings.kafka_bootstrap_servers,
+            topic,
+            jsonl_records(args.file),
+            options=aiokafka_options(settings),
+        )
+    )
     print(f"published {sent} values to {topic}")
     return 0
 
@@ -171,7 +185,10 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> None:
         async for msg in kafka_io.records(
-            settings.kafka_bootstrap_servers, args.topic, from_beginning=args.from_beginning
+            settings.kafka_bootstrap_servers,
+            args.topic,
+            from_beginning=args.from_beginning,
+            options=aiokafka_options(settings),
         ):
             sys.stdout.write((msg.value or b"").decode(errors="replace") + "\n")
             sys.stdout.flush()

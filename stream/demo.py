@@ -21,6 +21,7 @@ from rich.console import Console
 from stream import kafka_io
 from stream.infra import local_services
 from stream.runner import WorkerProcess, metric
+from stream.security import aiokafka_options
 from stream.settings import Settings
 from stream.simulate import endless
 from stream.topics import RAW, ensure_topics
@@ -63,12 +64,20 @@ def run_demo(settings: Settings, customers: int, rate: float) -> int:
 async def _live(settings: Settings, customers: int, rate: float, console: Console) -> None:
     records = (kafka_io.event_record(e) for e in endless(customers, seed=int(time.time())))
     simulator = asyncio.create_task(
-        kafka_io.produce(settings.kafka_bootstrap_servers, settings.topic(RAW), records, rate)
+        kafka_io.produce(
+            settings.kafka_bootstrap_servers,
+            settings.topic(RAW),
+            records,
+            rate,
+            options=aiokafka_options(settings),
+        )
     )
     status = asyncio.create_task(_status(settings, console))
     try:
         async for msg in kafka_io.records(
-            settings.kafka_bootstrap_servers, settings.topic("attribution.conversions")
+            settings.kafka_bootstrap_servers,
+            settings.topic("attribution.conversions"),
+            options=aiokafka_options(settings),
         ):
             console.print(_line(orjson.loads(msg.value)))
     finally:

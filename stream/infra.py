@@ -25,9 +25,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 KAFKA_VERSION = "3.9.1"
 PROBE_TOPIC = "__touchstream_probe"  # created by the Kafka readiness check
@@ -240,23 +241,30 @@ class KafkaBroker(_Service):
     bootstrap: str  # "127.0.0.1:PORT"
     workdir: Path
     _child: _Child = field(repr=False)
+    sasl_bootstrap: str | None = None  # SASL_PLAINTEXT (PLAIN) listener, when users were given
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM (controlled shutdown), wait `timeout` s, then SIGKILL."""
         self._child.stop(timeout)
 
 
-def start_kafka(workdir: Path, *, wait: float = 90) -> KafkaBroker:
+def start_kafka(
+    workdir: Path, *, wait: float = 90, sasl_users: Mapping[str, str] | None = None
+) -> KafkaBroker:
     """Format storage under `workdir` (once), start a broker, return when it serves.
 
-    Serving means a topic can be created and then described with a leader.
+    Serving means a topic can be created and then described with a leader. With
+    `sasl_users` (name -> password) the broker also has a SASL_PLAINTEXT listener
+    with the PLAIN mechanism for those users, at `sasl_bootstrap`.
     """
     java, classpath = _which("java"), kafka_classpath()
     workdir = workdir.resolve()
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
-    port, cport = _free_ports(2)
+    port, cport, sport = _free_ports(3)
     props, log4j = workdir / "server.properties", workdir / "log4j.properties"
-    props.write_text(_server_properties(port, cport, workdir / "data"))
+    props.write_text(
+        _server_properties(port, cport, workdir / "data", sport if sasl_users else None, sasl_users)
+    )
     log4j.write_text(_LOG4J.format(path=workdir / "logs" / "server.log"))
     jvm = [
         java,
@@ -279,17 +287,33 @@ def start_kafka(workdir: Path, *, wait: float = 90) -> KafkaBroker:
         logs=[workdir / "logs" / "server.log"],
     )
     child.start()
-    return KafkaBroker(bootstrap, workdir, child)
+    return KafkaBroker(bootstrap, workdir, child, f"127.0.0.1:{sport}" if sasl_users else None)
 
 
-def _server_properties(port: int, cport: int, data: Path) -> str:
-    settings = {
+def _server_properties(
+    port: int, cport: int, data: Path, sport: int | None = None, sasl_users: Mapping[str, str] | None = None
+) -> str:
+    listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}"
+    advertised = f"PLAINTEXT://127.0.0.1:{port}"
+    settings: dict[str, Any] = {
         **_BROKER_SETTINGS,
         "log.dirs": data,
         "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
     }
+    if sasl_users and sport:
+        listeners += f",SASL_PLAINTEXT://127.0.0.1:{sport}"
+        advertised += f",SASL_PLAINTEXT://127.0.0.1:{sport}"
+        users = " ".join(f'user_{name}="{password}"' for name, password in sasl_users.items())
+        settings |= {
+            "listener.security.protocol.map": (
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+            ),
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+            ),
+        }
+    settings |= {"listeners": listeners, "advertised.listeners": advertised}
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -355,10 +379,14 @@ class RedisServer(_Service):
         self._child.stop(timeout=10)
 
 
-def start_redis(workdir: Path, *, appendonly: bool = False) -> RedisServer:
+def start_redis(
+    workdir: Path, *, appendonly: bool = False, acl_user: tuple[str, str] | None = None
+) -> RedisServer:
     """Start redis-server on a free loopback port; return once it answers PING.
 
-    `appendonly=True` turns AOF on with `appendfsync everysec`.
+    `appendonly=True` turns AOF on with `appendfsync everysec`. `acl_user=(name, password)`
+    creates that ACL user with every permission and turns the passwordless default user
+    off; `url` then carries the credentials.
     """
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -379,7 +407,12 @@ def start_redis(workdir: Path, *, appendonly: bool = False) -> RedisServer:
         "--appendonly",
         *aof,
     ]
-    url = f"redis://127.0.0.1:{port}/0"
+    auth = ""
+    if acl_user:
+        name, password = acl_user
+        argv += ["--user", name, "on", f">{password}", "~*", "&*", "+@all", "--user", "default", "off"]
+        auth = f"{name}:{password}@"
+    url = f"redis://{auth}127.0.0.1:{port}/0"
     child = _Child(f"redis-server at {url}", argv, workdir / "redis.out", lambda: _redis_ready(url), wait=20)
     child.start()
     return RedisServer(url, workdir, child)

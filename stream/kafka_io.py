@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -20,10 +20,17 @@ def event_record(event: dict[str, Any]) -> Record:
 
 
 async def produce(
-    bootstrap: str, topic: str, records: Iterable[Record], rate: float | None = None, chunk: int = 1000
+    bootstrap: str,
+    topic: str,
+    records: Iterable[Record],
+    rate: float | None = None,
+    chunk: int = 1000,
+    options: Mapping[str, Any] | None = None,
 ) -> int:
-    """Publish records (optionally paced to `rate` per second); returns how many were acked."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    """Publish records (optionally paced to `rate` per second); returns how many were acked.
+
+    `options`: further aiokafka client arguments (security: `security.aiokafka_options`)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", **(options or {}))
     await producer.start()
     sent = 0
     started = time.monotonic()
@@ -47,19 +54,24 @@ async def produce(
     return sent
 
 
-def _consumer(bootstrap: str, topic: str, from_beginning: bool) -> AIOKafkaConsumer:
+def _consumer(
+    bootstrap: str, topic: str, from_beginning: bool, options: Mapping[str, Any] | None
+) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        **(options or {}),
     )
 
 
-async def records(bootstrap: str, topic: str, *, from_beginning: bool = True) -> AsyncIterator[Any]:
+async def records(
+    bootstrap: str, topic: str, *, from_beginning: bool = True, options: Mapping[str, Any] | None = None
+) -> AsyncIterator[Any]:
     """Yield a topic's records (aiokafka ConsumerRecord) forever, without a consumer group."""
-    consumer = _consumer(bootstrap, topic, from_beginning)
+    consumer = _consumer(bootstrap, topic, from_beginning, options)
     await consumer.start()
     try:
         while True:
@@ -72,12 +84,18 @@ async def records(bootstrap: str, topic: str, *, from_beginning: bool = True) ->
 
 
 async def collect(
-    bootstrap: str, topic: str, *, count: int | None = None, timeout: float = 60.0, settle: float = 2.0
+    bootstrap: str,
+    topic: str,
+    *,
+    count: int | None = None,
+    timeout: float = 60.0,
+    settle: float = 2.0,
+    options: Mapping[str, Any] | None = None,
 ) -> list[Any]:
     """Read a topic from the beginning until `count` records arrived and then `settle`
     seconds more (to see extras), or (count None) until it stays idle for `settle`
     seconds; never past `timeout`. Records come back ordered by partition and offset."""
-    consumer = _consumer(bootstrap, topic, True)
+    consumer = _consumer(bootstrap, topic, True, options)
     await consumer.start()
     found: list[Any] = []
     deadline = time.monotonic() + timeout

@@ -46,6 +46,20 @@ def _weights(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().upper()
+        if value not in allowed:
+            raise SettingsError(f"expected one of {', '.join(allowed)}, got {text!r}")
+        return value
+
+    return parse
+
+
+_protocol = _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_mechanism = _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
@@ -62,7 +76,21 @@ class Settings:
     kafka_bootstrap_servers: str = _setting(
         "127.0.0.1:9092", "Kafka bootstrap servers, host:port[,host:port]"
     )
-    redis_url: str = _setting("redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://)")
+    kafka_security_protocol: str = _setting(
+        "PLAINTEXT", "Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", _protocol
+    )
+    kafka_sasl_mechanism: str = _setting(
+        "PLAIN", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", _mechanism
+    )
+    kafka_sasl_username: str = _setting("", "SASL username")
+    kafka_sasl_password: str = _setting("", "SASL password (secret: never printed)")
+    kafka_ssl_cafile: str = _setting("", "CA file for SSL/SASL_SSL (default: system CAs)")
+    kafka_ssl_certfile: str = _setting("", "Client certificate for SSL (mutual TLS)")
+    kafka_ssl_keyfile: str = _setting("", "Client key for SSL (mutual TLS)")
+    redis_url: str = _setting(
+        "redis://127.0.0.1:6379/0",
+        "Redis URL: redis://user:password@host/db, rediss:// for TLS (password never printed)",
+    )
     app_id: str = _setting("touchstream", "Faust app id: consumer group and internal topic prefix")
     topic_prefix: str = _setting("", "Prefix prepended to every public topic name")
     partitions: int = _setting(8, "Partitions of the topics Touchstream creates", int)
@@ -121,6 +149,8 @@ class Settings:
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         shown["redis_url"] = redact_url(self.redis_url)
+        if self.kafka_sasl_password:
+            shown["kafka_sasl_password"] = "***"
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @classmethod

@@ -12,6 +12,7 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from stream.security import aiokafka_options
 from stream.settings import Settings
 
 RAW = "touchpoints.raw"
@@ -36,7 +37,9 @@ def all_topics(settings: Settings) -> list[str]:
 
 async def ensure_topics(settings: Settings, replication_factor: int = 1) -> list[str]:
     """Create missing topics with `settings.partitions` partitions; returns those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, **aiokafka_options(settings)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
