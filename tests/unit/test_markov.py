@@ -23,6 +23,7 @@ from stream.attribution.paths import (
     parse_path,
 )
 from stream.records import AttributionInput, Touchpoint
+from tests.unit.strategies import path_stats
 
 # --- builders and strategies -----------------------------------------------------
 
@@ -41,14 +42,7 @@ def journey(*channels: str) -> AttributionInput:
 
 
 CHANNELS = ("a", "b", "c", "d")
-path_st = st.lists(st.sampled_from(CHANNELS), min_size=1, max_size=5).map(tuple)
-count_st = st.builds(
-    PathCount,
-    conversions=st.integers(0, 4).map(float),
-    value=st.integers(0, 100).map(float),
-    nulls=st.integers(0, 4).map(float),
-)
-stats_st = st.dictionaries(path_st, count_st, max_size=8)
+stats_st = path_stats(CHANNELS, 8)
 
 # A>B: 1 conversion (value 10), A: 1 null, B: 1 conversion (value 5).
 BASIC = {("A", "B"): conv(1, 10.0), ("A",): null(1), ("B",): conv(1, 5.0)}
