@@ -68,11 +68,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     emitter = Emitter(lambda: app.producer, settings.topic, worker_id)
     store = JourneyStore(
         Redis.from_url(settings.redis_url),
-        Ttls(settings.lookback_ms + 86_400_000, settings.conversion_ttl_ms, settings.outbox_ttl_ms),
+        Ttls(config.rules.longest + 86_400_000, settings.conversion_ttl_ms, settings.outbox_ttl_ms),
         settings.max_paths,
     )
     limits = Limits(settings.max_value_bytes, settings.max_context_bytes, settings.max_future_skew_ms)
-    ingestor = Ingestor(emitter, persons.get_topic_name(), limits, metrics)
+    ingestor = Ingestor(emitter, persons.get_topic_name(), limits, metrics, store)
     models = ModelKeeper(store, emitter, settings.partitions, settings.markov_order)
     processor = JourneyProcessor(store, emitter, config, metrics, models)
     sweeper = Sweeper(store, lambda: app.producer, persons.get_topic_name(), config.rules)

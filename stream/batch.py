@@ -12,6 +12,7 @@ format `path,total_conversions,total_conversion_value,total_null`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from aiokafka.partitioner import murmur2
 from stream.attribution import MODELS, markov, shapley
 from stream.attribution.paths import PathCount, format_path, parse_path
 from stream.attribution.snapshot import VALUE_SCALE, Snapshot
-from stream.events import Limits, validate
+from stream.events import Limits, Rejection, validate
 from stream.output import CONVERSIONS, PATHS
 from stream.person import Config, PersonState, Positioned, step
 from stream.records import AttributionInput, Event, ModelParams, Touchpoint
@@ -84,6 +85,7 @@ class EventReplay:
         self.paths: dict[int, dict[str, list[int]]] = {}
         self.watermarks: dict[int, int] = {}
         self.position = 0
+        self.stored: dict[str, tuple[str, bytes]] = {}  # conversion id -> (person, stored record)
 
     def run(self, lines: Iterable[bytes]) -> Iterator[bytes]:
         for number, line in enumerate(lines, start=1):
@@ -91,6 +93,14 @@ class EventReplay:
             if not raw:
                 continue
             event = validate(raw, self.limits, self.now_ms)
+            if isinstance(event, Event) and not event.person_id:  # revenue naming only its conversion
+                owner = self.stored.get(event.conversion_id or "", ("", b""))[0]
+                error = f"revenue for unknown conversion {event.conversion_id!r}"
+                event = (
+                    dataclasses.replace(event, person_id=owner)
+                    if owner
+                    else Rejection("unknown_conversion", error)
+                )
             if not isinstance(event, Event):
                 self.rejected.append(Rejected(number, event.reason_code, event.error))
                 continue
@@ -102,7 +112,7 @@ class EventReplay:
         """Expire idle journeys as the sweeper would, then return the path counts (all partitions)."""
         for pid, state in list(self.states.items()):
             watermark = self.watermarks.get(self.partition(pid), 0)
-            if state.journey.last_ts and watermark - state.journey.last_ts > self.config.rules.lookback_ms:
+            if state.journey.last_ts and watermark - state.journey.last_ts > self.config.rules.longest:
                 self._control("expire", pid, watermark)
         totals: dict[str, list[int]] = {}
         for counts in self.paths.values():
@@ -127,8 +137,15 @@ class EventReplay:
         self.position += 1
         pid = event.person_id
         state = self.states.get(pid, PersonState())
+        if (
+            event.type == "revenue"
+            and (found := self.stored.get(event.conversion_id or ""))
+            and found[0] == pid
+        ):
+            state = dataclasses.replace(state, conversions={event.conversion_id or "": found[1]})
         result = step(pid, state, [Positioned(BATCH_TP, self.position, event)], self.config, self.snapshot)
-        self.states[pid] = result.state
+        self.states[pid] = dataclasses.replace(result.state, conversions={})
+        self.stored |= {c.conversion_id: (pid, c.value) for c in result.conversions}
         for messages in result.outbox.values():
             for m in messages:
                 if m.topic == CONVERSIONS:

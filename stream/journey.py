@@ -23,9 +23,21 @@ TOUCH_FIELDS = tuple(f.name for f in dataclasses.fields(Touchpoint))
 
 @dataclass(frozen=True, slots=True)
 class Rules:
+    """Sessionisation and lookback. `lookback_ms` applies to conversion types without an
+    entry in `lookback_by_type`; journeys are kept (and expire) by the longest of them."""
+
     session_timeout_ms: int = 30 * 60 * 1000
     lookback_ms: int = 90 * 24 * 3600 * 1000
     journey_cap: int = 200
+    lookback_by_type: tuple[tuple[str, int], ...] = ()
+
+    def window(self, conversion: str | None) -> int:
+        """The lookback of a conversion type."""
+        return dict(self.lookback_by_type).get(conversion or "", self.lookback_ms)
+
+    @property
+    def longest(self) -> int:
+        return max([self.lookback_ms, *(ms for _, ms in self.lookback_by_type)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +145,7 @@ def _interaction(journey: Journey, event: Event, rules: Rules) -> tuple[Journey,
 def _conversion(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, list[Output]]:
     lead_ts = _first(journey.lead_ts, event, "lead")
     opportunity_ts = _first(journey.opportunity_ts, event, "opportunity")
-    window_start = event.ts - rules.lookback_ms
+    window_start = event.ts - rules.window(event.conversion)
     touches = tuple(t for t in journey.touches if window_start <= t.ts <= event.ts)
     inp = AttributionInput(touches, event.ts, lead_ts, opportunity_ts)
     last_ts = max(journey.last_ts, event.ts)
@@ -155,7 +167,7 @@ def expire(journey: Journey, ts: int, rules: Rules) -> tuple[Journey, list[Outpu
     Its open session closes (`closed_by` "expired"); the touches after its last
     conversion (all of them if it never converted) become a null path, once.
     """
-    if not journey.last_ts or ts - journey.last_ts <= rules.lookback_ms:
+    if not journey.last_ts or ts - journey.last_ts <= rules.longest:
         return journey, []
     outputs: list[Output] = [_closed(journey, "expired")] if journey.session_open else []
     after = journey.last_conversion_ts
@@ -185,7 +197,7 @@ def _first(known: int | None, event: Event, conversion: str) -> int | None:
 
 
 def _trim(touches: tuple[Touchpoint, ...], last_ts: int, rules: Rules) -> tuple[Touchpoint, ...]:
-    oldest = last_ts - rules.lookback_ms
+    oldest = last_ts - rules.longest
     if touches and touches[0].ts < oldest:
         touches = tuple(t for t in touches if t.ts >= oldest)
     return touches[-rules.journey_cap :] if len(touches) > rules.journey_cap else touches

@@ -102,17 +102,19 @@ def attribution_doc(
 
 
 def credit_rows(doc: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    """Flat `attribution.credits` rows: one per (conversion, model, touchpoint)."""
+    """Flat `attribution.credits` rows: one per (conversion or revenue, model, touchpoint)."""
     conversion = doc["conversion"]
+    credited = doc.get("revenue") or conversion  # a revenue value credits the revenue
     base = {
         "schema_version": SCHEMA_VERSION,
+        "kind": doc["kind"],
         "attribution_id": doc["attribution_id"],
         "revision": doc["revision"],
         "person_id": doc["person_id"],
         "conversion_id": conversion["conversion_id"],
         "conversion": conversion["conversion"],
         "conversion_ts": conversion["ts"],
-        "currency": conversion["currency"],
+        "currency": credited["currency"],
     }
     touches = doc["touchpoints"]
     for model, credit in doc["models"].items():
@@ -126,7 +128,7 @@ def credit_rows(doc: dict[str, Any]) -> Iterable[dict[str, Any]]:
                 "campaign": None,
                 "ts": None,
                 "share": 1.0,
-                "value": conversion["value"],
+                "value": credited["value"],
             }
             continue
         for touch, share, value in zip(touches, credit["shares"], credit["values"], strict=True):

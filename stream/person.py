@@ -33,6 +33,7 @@ from stream.output import (
     session_message,
 )
 from stream.records import Event, ModelParams
+from stream.revenue import Stored, revenue_doc
 from stream.settings import Settings
 
 
@@ -52,8 +53,12 @@ class Fence:
 
 @dataclass(frozen=True, slots=True)
 class PersonState:
+    """A person's stored state. `conversions` holds the stored records (`revenue.Stored`
+    bytes) of the conversions that this batch's revenue events name, loaded on demand."""
+
     journey: Journey = Journey()
     fence: Fence = Fence()
+    conversions: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +72,7 @@ class Positioned:
 
 @dataclass(frozen=True, slots=True)
 class Attributed:
-    """A conversion's attribution value, stored with the state for replays and revenue."""
+    """A conversion's stored record (`revenue.Stored`), written with the state, for late revenue."""
 
     conversion_id: str
     value: bytes
@@ -101,7 +106,9 @@ class Config:
         for name in models:
             if name not in MODELS and name not in DATA_DRIVEN_MODELS:
                 raise UnknownModelError(name)
-        rules = Rules(settings.session_timeout_ms, settings.lookback_ms, settings.journey_cap)
+        rules = Rules(
+            settings.session_timeout_ms, settings.lookback_ms, settings.journey_cap, settings.lookback_by_type
+        )
         per_conversion = tuple(name for name in models if name in MODELS)
         data_driven = tuple(name for name in models if name in DATA_DRIVEN_MODELS)
         return cls(rules, settings.model_params, per_conversion, settings.recent_ids, data_driven)
@@ -120,7 +127,7 @@ def step(
     offsets = dict(fence.offsets)
     recent = dict(fence.recent)  # event_id -> digest, in insertion order
     outbox: dict[int, list[Message]] = {}
-    conversions: list[Attributed] = []
+    stored: dict[str, Stored] = {}  # conversions attributed or given revenue in this step
     replayed: list[int] = []
     duplicates = 0
     for item in events:
@@ -136,13 +143,17 @@ def step(
                 outbox[item.offset] = [_conflict(person_id, item)]
             continue
         recent[item.event.event_id] = digest
-        journey, outputs = journeys.apply(journey, item.event, config.rules)
-        messages = _messages(person_id, outputs, config, snapshot, conversions)
+        if item.event.type == "revenue":
+            messages = _revenue(person_id, item, state, stored)
+        else:
+            journey, outputs = journeys.apply(journey, item.event, config.rules)
+            messages = _messages(person_id, outputs, config, snapshot, stored)
         if messages:
             outbox[item.offset] = messages
     changed = offsets != fence.offsets or journey != state.journey
     kept = list(recent.items())
     new_fence = Fence(fence.version, offsets, tuple(kept[max(0, len(kept) - config.recent_ids) :]))
+    conversions = [Attributed(cid, record.dumps()) for cid, record in stored.items()]
     return StepResult(PersonState(journey, new_fence), outbox, conversions, replayed, duplicates, changed)
 
 
@@ -152,24 +163,42 @@ def content_digest(event: Event) -> str:
 
 
 def _conflict(person_id: str, item: Positioned) -> Message:
-    topic, _, partition = item.tp.rpartition(":")
     error = f"event_id {item.event.event_id!r} was already seen for this person with different content"
+    return _dead(person_id, item, "duplicate_event_id", error)
+
+
+def _dead(person_id: str, item: Positioned, reason: str, error: str) -> Message:
+    topic, _, partition = item.tp.rpartition(":")
     raw = encode_event(item.event)
-    return dlq_message(
-        person_id.encode(), raw, "duplicate_event_id", error, topic, int(partition), item.offset
-    )
+    return dlq_message(person_id.encode(), raw, reason, error, topic, int(partition), item.offset)
+
+
+def _revenue(
+    person_id: str, item: Positioned, state: PersonState, stored: dict[str, Stored]
+) -> list[Message]:
+    """A revenue event credited over its stored conversion; the DLQ when there is none."""
+    cid = item.event.conversion_id or ""
+    record = stored.get(cid) or (Stored.loads(state.conversions[cid]) if cid in state.conversions else None)
+    if record is None:
+        error = f"no stored conversion {cid!r} for this person (unknown, or older than the retention)"
+        return [_dead(person_id, item, "unknown_conversion", error)]
+    doc, stored[cid] = revenue_doc(item.event, record)
+    return conversion_messages(doc)
 
 
 def _messages(
-    person_id: str, outputs: list[Output], config: Config, snapshot: Snapshot | None, stored: list[Attributed]
+    person_id: str,
+    outputs: list[Output],
+    config: Config,
+    snapshot: Snapshot | None,
+    stored: dict[str, Stored],
 ) -> list[Message]:
     messages: list[Message] = []
     for out in outputs:
         if isinstance(out, Converted):
             doc = attribution_doc(person_id, out, config.params, config.models, config.data_driven, snapshot)
-            produced = conversion_messages(doc)
-            stored.append(Attributed(doc["conversion"]["conversion_id"], produced[0].value))
-            messages += produced
+            messages += conversion_messages(doc)
+            stored[doc["conversion"]["conversion_id"]] = Stored(doc)
             channels = [t.channel for t in out.attribution_input.touches]
             if channels:
                 messages.append(path_message(channels, 1, out.event.value or 0.0, 0))

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from stream.settings import Settings, describe
+from stream.settings import Settings, to_env
 
 
 def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -18,10 +18,7 @@ def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict
     env = {k: v for k, v in source.items() if not k.startswith("TOUCHSTREAM_")}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     env.pop("REDIS_URL", None)
-    for name, _default, _help in describe():
-        value = getattr(settings, name.removeprefix("TOUCHSTREAM_").lower())
-        env[name] = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-    return env
+    return env | to_env(settings)
 
 
 class WorkerProcess:

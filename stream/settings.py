@@ -60,6 +60,16 @@ _protocol = _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _mechanism = _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
+def _lookbacks(text: str) -> tuple[tuple[str, int], ...]:
+    pairs = []
+    for item in _names(text):
+        name, sep, duration = item.partition("=")
+        if not sep or not name.strip():
+            raise SettingsError(f"expected type=duration, got {item!r}")
+        pairs.append((name.strip(), _duration_ms(duration)))
+    return tuple(pairs)
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
@@ -105,6 +115,9 @@ class Settings:
         30 * MINUTE_MS, "Inactivity gap that starts a new session", _duration_ms
     )
     lookback_ms: int = _setting(90 * DAY_MS, "Lookback window of a conversion", _duration_ms)
+    lookback_by_type: tuple[tuple[str, int], ...] = _setting(
+        (), "Lookback per conversion type, e.g. lead=30d,purchase=90d (others: LOOKBACK_MS)", _lookbacks
+    )
     journey_cap: int = _setting(200, "Max touchpoints kept per journey", int)
     recent_ids: int = _setting(256, "Event ids remembered per person for dedup", int)
     conversion_ttl_ms: int = _setting(365 * DAY_MS, "How long conversion snapshots are kept", _duration_ms)
@@ -192,6 +205,17 @@ def parse_field(name: str, text: str) -> Any:
 
 def env_name(field_name: str) -> str:
     return PREFIX + field_name.upper()
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The `TOUCHSTREAM_*` variables that make `from_env` rebuild exactly these settings."""
+    env = {}
+    for f in dataclasses.fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, tuple):
+            value = ",".join(f"{v[0]}={v[1]}" if isinstance(v, tuple) else str(v) for v in value)
+        env[env_name(f.name)] = str(value)
+    return env
 
 
 def describe() -> list[tuple[str, str, str]]:

@@ -6,7 +6,8 @@ script can write all of them atomically in Redis Cluster):
     ts:{p:ID}:journey        string  compact journey (stream.journey.dumps)
     ts:{p:ID}:fence          hash    v version, <topic>:<partition> offset, ids [event id, digest]
     ts:{p:ID}:out            string  outputs of the person's last write, by offset (re-emitted on replay)
-    ts:{p:ID}:conv:<cid>     string  the attribution value of conversion <cid>
+    ts:{p:ID}:conv:<cid>     string  conversion <cid>: its attribution value and revenue total
+    ts:cid:<cid>             string  the person of conversion <cid> (routes revenue without a person id)
     ts:{agg:P}:open          zset    persons of partition P with an open session, by last interaction ts
     ts:{agg:P}:active        zset    persons of partition P with a journey, by last event ts (expiry)
     ts:{agg:P}:paths         hash    path counts the data-driven models learn from (paths.lua)
@@ -46,6 +47,10 @@ SNAPSHOT_ID, SNAPSHOT = "ts:{models}:id", "ts:{models}:current"
 
 def key(person_id: str, name: str) -> str:
     return f"ts:{{p:{person_id}}}:{name}"
+
+
+def conversion_index_key(conversion_id: str) -> str:
+    return f"ts:cid:{conversion_id}"
 
 
 def partition_key(partition: int, name: str) -> str:
@@ -103,16 +108,34 @@ class JourneyStore:
         self._paths = redis.register_script(PATHS_LUA)
         self._snapshot = redis.register_script(SNAPSHOT_LUA)
 
-    async def load(self, person_ids: Sequence[str]) -> dict[str, PersonState]:
-        """Every person's journey and fence in one round trip."""
+    async def load(
+        self, person_ids: Sequence[str], conversions: Mapping[str, Sequence[str]] | None = None
+    ) -> dict[str, PersonState]:
+        """Every person's journey and fence, and the stored conversions named in
+        `conversions` (person -> conversion ids, for revenue events), in one round trip."""
+        conversions = conversions or {}
         pipe = self.redis.pipeline(transaction=False)
         for pid in person_ids:
             pipe.get(key(pid, "journey"))
             pipe.hgetall(key(pid, "fence"))
-        replies = await pipe.execute()
+            for cid in conversions.get(pid, ()):
+                pipe.get(key(pid, f"conv:{cid}"))
+        replies = iter(await pipe.execute())
+        states = {}
+        for pid in person_ids:
+            journey, fence = journeys.loads(next(replies)), _fence(next(replies))
+            stored = {cid: raw for cid in conversions.get(pid, ()) if (raw := next(replies)) is not None}
+            states[pid] = PersonState(journey, fence, stored)
+        return states
+
+    async def conversion_owners(self, conversion_ids: Sequence[str]) -> dict[str, str]:
+        """conversion id -> the person it belongs to, for those known (revenue routing)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for cid in conversion_ids:
+            pipe.get(conversion_index_key(cid))
+        replies = await pipe.execute() if conversion_ids else []
         return {
-            pid: PersonState(journeys.loads(replies[2 * i]), _fence(replies[2 * i + 1]))
-            for i, pid in enumerate(person_ids)
+            cid: pid.decode() for cid, pid in zip(conversion_ids, replies, strict=True) if pid is not None
         }
 
     async def save(self, results: Mapping[str, StepResult], partitions: Mapping[str, int]) -> set[str]:
@@ -123,6 +146,8 @@ class JourneyStore:
             await self._queue_apply(pipe, pid, results[pid])
         for pid in written:
             self._queue_index(pipe, pid, partitions[pid], results[pid].state.journey)
+            for stored in results[pid].conversions:  # where revenue for a conversion goes
+                pipe.set(conversion_index_key(stored.conversion_id), pid, px=self.ttls.conversion_ms)
         if not written:
             return set()
         replies = await pipe.execute()

@@ -11,6 +11,7 @@ awaited before Faust acks the batch (at-least-once; DESIGN.md §6).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import orjson
 from stream.attribution import snapshot as snapshots
 from stream.attribution.paths import format_path, seen
 from stream.attribution.snapshot import Snapshot
-from stream.events import Limits, decode_event, encode_event, validate
+from stream.events import Limits, Rejection, decode_event, encode_event, validate
 from stream.journey import Rules
 from stream.metrics import Metrics
 from stream.output import CONVERSIONS, PATHS, SESSIONS, Message, dlq_message, dumps, model_messages
@@ -89,13 +90,13 @@ class Ingestor:
     persons_topic: str
     limits: Limits
     metrics: Metrics
+    store: JourneyStore
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
         now_ms = int(time.time() * 1000)
         dead: list[Message] = []
         futures = []
-        for rec in records:
-            result = validate(rec.value, self.limits, now_ms)
+        for rec, result in await self._validate(records, now_ms):
             if isinstance(result, Event):
                 self.metrics.events_in.labels(result.type).inc()
                 futures.append(
@@ -125,6 +126,31 @@ class Ingestor:
         if dead:
             await self.emitter.emit(dead)
         self.metrics.batch_size.labels("ingest").observe(len(records))
+
+    async def _validate(
+        self, records: Sequence[RawRecord], now_ms: int
+    ) -> list[tuple[RawRecord, Event | Rejection]]:
+        """Validate; a revenue event without a person id goes to its conversion's person
+        (one Redis round trip for the batch), or is rejected as `unknown_conversion`."""
+        results = [(rec, validate(rec.value, self.limits, now_ms)) for rec in records]
+        orphans = sorted(
+            {r.conversion_id or "" for _, r in results if isinstance(r, Event) and not r.person_id}
+        )
+        if not orphans:
+            return results
+        owners = await self.store.conversion_owners(orphans)
+        routed: list[tuple[RawRecord, Event | Rejection]] = []
+        for rec, r in results:
+            if isinstance(r, Event) and not r.person_id:
+                owner = owners.get(r.conversion_id or "")
+                error = f"revenue for unknown conversion {r.conversion_id!r} (never seen, or past retention)"
+                r = (
+                    dataclasses.replace(r, person_id=owner)
+                    if owner
+                    else Rejection("unknown_conversion", error)
+                )
+            routed.append((rec, r))
+        return routed
 
 
 @dataclass
@@ -200,7 +226,11 @@ class JourneyProcessor:
         pending = list(by_person)
         snapshot = self.models.current if self.models else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
-            states = await self.store.load(pending)
+            wanted = {
+                pid: [p.event.conversion_id or "" for p in by_person[pid] if p.event.type == "revenue"]
+                for pid in pending
+            }
+            states = await self.store.load(pending, {pid: cids for pid, cids in wanted.items() if cids})
             batch = {pid: step(pid, states[pid], by_person[pid], self.config, snapshot) for pid in pending}
             refused = await self.store.save(batch, partitions)
             self.metrics.refused_writes.inc(len(refused))
@@ -288,7 +318,7 @@ class Sweeper:
                 due.append(("close_idle", pid, now_ms))
             watermark = watermarks.get(partition)
             if watermark is not None:
-                for pid in await self.store.due(partition, "active", watermark - self.rules.lookback_ms - 1):
+                for pid in await self.store.due(partition, "active", watermark - self.rules.longest - 1):
                     due.append(("expire", pid, watermark))
         # what was asked for is not asked again for a minute (the agent may be behind)
         self.requested = {k: t for k, t in self.requested.items() if now_ms - t <= 60_000}

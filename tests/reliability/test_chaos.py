@@ -28,7 +28,7 @@ from stream.events import Limits
 from stream.infra import KafkaBroker, RedisServer, start_kafka, start_redis
 from stream.kafka_io import collect, event_record, produce
 from stream.person import Config
-from stream.runner import WorkerProcess
+from stream.runner import WorkerProcess, metric
 from stream.settings import Settings
 from stream.simulate import DAY_MS, generate
 from stream.store import key, partition_key
@@ -87,23 +87,29 @@ def mismatches(settings: Settings, expected: Oracle, seen: list) -> dict[str, in
 
 
 class Chaos:
-    """Seeded fault schedule over the production window, run from the test's thread."""
+    """A seeded fault schedule keyed to processing progress (the share of the input the
+    journeys agent has applied), so that every fault lands while events are flowing."""
 
-    def __init__(self, rng: random.Random, window: float) -> None:
-        kills = sorted(rng.uniform(1.5, window) for _ in range(5))
-        self.plan: list[tuple[float, str]] = [(t, "kill") for t in kills]
-        self.plan += [(window * 0.25, "start second worker"), (window * 0.55, "stop second worker")]
-        self.plan += [(window * 0.4, "restart redis"), (window * 0.75, "restart broker")]
+    def __init__(self, rng: random.Random) -> None:
+        self.plan: list[tuple[float, str]] = [(rng.uniform(0.05, 0.95), "kill") for _ in range(5)]
+        self.plan += [(0.3, "start second worker"), (0.5, "stop second worker")]
+        self.plan += [(0.4, "restart redis"), (0.7, "restart broker")]
         self.plan.sort()
         self.done: list[str] = []
 
-    def run(self, actions: dict[str, Callable[[], None]], watchdog: Callable[[], None]) -> None:
+    def run(
+        self,
+        actions: dict[str, Callable[[], None]],
+        progress: Callable[[], float],
+        watchdog: Callable[[], None],
+    ) -> None:
         started = time.monotonic()
         for at, action in self.plan:
-            time.sleep(max(0.0, at - (time.monotonic() - started)))
+            while progress() < at and time.monotonic() - started < 600:
+                time.sleep(0.1)
             watchdog()
             actions[action]()
-            self.done.append(f"{time.monotonic() - started:5.1f}s {action}")
+            self.done.append(f"{time.monotonic() - started:5.1f}s at {progress():.0%} {action}")
 
 
 @pytest.fixture
@@ -159,9 +165,23 @@ def test_kills_rebalances_and_restarts_lose_nothing(services, tmp_path, report) 
             crashes += 1
             main.start(timeout=120)
 
+    applied = 0.0  # events the journeys agents applied in stopped worker processes
+
+    def applied_by(worker: WorkerProcess) -> float:
+        if worker.proc is None or worker.proc.poll() is not None:
+            return 0.0
+        try:
+            return metric(worker.settings, 'touchstream_batch_size_sum{agent="journeys"}')
+        except OSError:
+            return 0.0
+
+    def progress() -> float:
+        return (applied + applied_by(main) + applied_by(second)) / len(events)
+
     def kill() -> None:
-        nonlocal kills
+        nonlocal kills, applied
         watchdog()
+        applied += applied_by(main)
         main.stop(signal.SIGKILL)
         kills += 1
         main.start(timeout=120)
@@ -172,19 +192,19 @@ def test_kills_rebalances_and_restarts_lose_nothing(services, tmp_path, report) 
         rebalances += 1
 
     def stop_second() -> None:
-        nonlocal rebalances
+        nonlocal rebalances, applied
+        applied += applied_by(second)
         second.stop()
         rebalances += 1
 
     rate = 400.0  # events keep flowing through every fault
-    window = len(events) / rate
     producer = threading.Thread(
         target=lambda: asyncio.run(
             produce(broker.bootstrap, settings.topic(RAW), [event_record(e) for e in events], rate=rate)
         )
     )
     producer.start()
-    chaos = Chaos(rng, window)
+    chaos = Chaos(rng)
     chaos.run(
         {
             "kill": kill,
@@ -193,6 +213,7 @@ def test_kills_rebalances_and_restarts_lose_nothing(services, tmp_path, report) 
             "restart redis": store.restart,
             "restart broker": broker.restart,
         },
+        progress,
         watchdog,
     )
     producer.join()

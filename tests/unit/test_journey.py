@@ -413,3 +413,16 @@ def test_expire_too_early_and_close_idle_events():
     assert apply(journey, control("close_idle", ts(0) + TIMEOUT), RULES) == (journey, [])
     closed, outputs = apply(journey, control("close_idle", ts(0) + TIMEOUT + 1), RULES)
     assert [o.closed_by for o in outputs] == ["idle"] and not closed.session_open
+
+
+def test_lookback_per_conversion_type():
+    """lead: 30 days, others 90: a touch 40 days old credits the purchase, not the lead;
+    the journey keeps touches for the longest lookback."""
+    rules = Rules(lookback_by_type=(("lead", 30 * DAY),))
+    old, recent = click(0, "display"), click(40 * 24 * 60, "email")
+    lead_at, purchase_at = ts(40 * 24 * 60 + 1), ts(40 * 24 * 60 + 2)
+    journey, outputs = fold([old, recent, convert(0, "lead", at=lead_at), convert(1, at=purchase_at)], rules)
+    lead, purchase = converted(outputs)
+    assert [t.channel for t in lead.touches] == ["email"]
+    assert [t.channel for t in purchase.touches] == ["display", "email"]
+    assert rules.longest == RULES.lookback_ms and len(journey.touches) == 2

@@ -114,6 +114,7 @@ def test_unattributed_conversion_rows():
     assert d["touchpoints"] == []
     base = {
         "schema_version": SCHEMA_VERSION,
+        "kind": "conversion",
         "attribution_id": "conv-1",
         "revision": 0,
         "person_id": "c-7",

@@ -6,8 +6,9 @@ import orjson
 
 from stream.journey import Rules
 from stream.output import CONVERSIONS, CREDITS, DLQ, PATHS, SESSIONS
-from stream.person import Attributed, Config, Fence, PersonState, Positioned, StepResult, step
+from stream.person import Config, Fence, PersonState, Positioned, StepResult, step
 from stream.records import Event
+from stream.revenue import Stored
 
 # --- builders ----------------------------------------------------------------
 
@@ -76,7 +77,10 @@ def test_first_application_writes_fence_and_outputs():
         "value_micros": 100_000_000,
         "nulls": 0,
     }
-    assert result.conversions == [Attributed("e3", result.outbox[12][0].value)]
+    # the conversion is stored with its attribution value, for late revenue
+    [stored] = result.conversions
+    assert stored.conversion_id == "e3"
+    assert Stored.loads(stored.value) == Stored(orjson.loads(result.outbox[12][0].value))
 
 
 def test_conversion_value_carries_every_model():

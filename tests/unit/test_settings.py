@@ -177,3 +177,19 @@ def test_describe_lists_every_field_with_its_variable():
 
 def test_described_defaults_parse_back_to_the_defaults():
     assert Settings.from_env({var: default for var, default, _ in describe()}) == Settings()
+
+
+def test_to_env_round_trips_every_setting() -> None:
+    from stream.settings import to_env
+
+    custom = Settings.from_env(
+        {
+            "TOUCHSTREAM_LOOKBACK_BY_TYPE": "lead=30d, purchase=90d",
+            "TOUCHSTREAM_MODELS": "linear,markov",
+            "TOUCHSTREAM_POSITION_WEIGHTS": "0.5,0,0.5",
+            "TOUCHSTREAM_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+        }
+    )
+    assert custom.lookback_by_type == (("lead", 30 * 86_400_000), ("purchase", 90 * 86_400_000))
+    assert custom.kafka_security_protocol == "SASL_SSL"
+    assert Settings.from_env(to_env(custom)) == custom
