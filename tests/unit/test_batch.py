@@ -102,3 +102,22 @@ def test_data_driven_totals_from_a_paths_file() -> None:
     for totals in got.values():
         assert sum(c["conversions"] for c in totals.values()) == pytest.approx(14.0)
         assert sum(c["value"] for c in totals.values()) == pytest.approx(1100.0)
+
+
+def test_batch_revenue_follows_its_conversion_without_a_person_id() -> None:
+    lines = [
+        b'{"event_id": "1", "type": "interaction", "ts": 1790000000000, "customer_id": "c",'
+        b' "channel": "email"}',
+        b'{"event_id": "2", "type": "conversion", "ts": 1790000060000, "customer_id": "c",'
+        b' "conversion": "lead", "conversion_id": "L"}',
+        b'{"event_id": "3", "type": "revenue", "ts": 1795000000000, "conversion_id": "L", "value": 900}',
+        b'{"event_id": "4", "type": "revenue", "ts": 1795000000000, "conversion_id": "X", "value": 1}',
+    ]
+    rejected: list = []
+    out = [
+        orjson.loads(v)
+        for v in attribute_events(lines, Config(models=("linear",)), Limits(), 1_800_000_000_000, rejected)
+    ]
+    assert [(d["kind"], d["attribution_id"]) for d in out] == [("conversion", "2"), ("revenue", "3")]
+    assert out[1]["refers_to"] == "2" and out[1]["models"]["linear"]["values"] == [900.0]
+    assert [(r.line, r.reason_code) for r in rejected] == [(4, "unknown_conversion")]

@@ -207,3 +207,29 @@ def test_same_event_id_with_different_content_goes_to_the_dlq():
     assert doc["reason_code"] == "duplicate_event_id"
     assert orjson.loads(doc["raw"])["channel"] == "sms"
     assert again.state.journey == first.state.journey
+
+
+def revenue(event_id: str, minute: int, conversion_id: str, value: float) -> Event:
+    return Event(event_id, "revenue", T0 + minute * MIN, "c-7", conversion_id=conversion_id, value=value)
+
+
+def test_revenue_is_credited_over_the_stored_conversion_and_adds_up():
+    """e3 (purchase 100) credited email/paid_search linear 0.5/0.5; revenue 40 then 60 on it:
+    values 20/20 then 30/30, running total 40 then 100."""
+    first = run(at(10, *JOURNEY))
+    stored = {c.conversion_id: c.value for c in first.conversions}
+    state = PersonState(first.state.journey, first.state.fence, stored)
+    later = run(at(13, revenue("r1", 500, "e3", 40.0), revenue("r2", 600, "e3", 60.0)), state)
+    docs = [orjson.loads(later.outbox[o][0].value) for o in (13, 14)]
+    assert [d["kind"] for d in docs] == ["revenue", "revenue"]
+    assert [d["models"]["linear"]["values"] for d in docs] == [[20.0, 20.0], [30.0, 30.0]]
+    assert [d["revenue"]["total_value"] for d in docs] == [40.0, 100.0]
+    [updated] = later.conversions
+    assert Stored.loads(updated.value).revenue_total == 100.0
+
+
+def test_revenue_for_an_unknown_conversion_goes_to_the_dlq():
+    result = run(at(0, revenue("r1", 0, "nope", 5.0)))
+    [dead] = result.outbox[0]
+    assert dead.topic == DLQ and orjson.loads(dead.value)["reason_code"] == "unknown_conversion"
+    assert result.conversions == []
