@@ -5,7 +5,7 @@ script can write all of them atomically in Redis Cluster):
 
     ts:{p:ID}:journey        string  compact journey (stream.journey.dumps)
     ts:{p:ID}:fence          hash    v version, <topic>:<partition> offset, ids [event id, digest]
-    ts:{p:ID}:out            string  outputs of the person's last write, by offset (re-emitted on replay)
+    ts:{p:ID}:out            hash    offset -> that event's outputs (last 64; re-emitted on replay)
     ts:{p:ID}:conv:<cid>     string  conversion <cid>: its attribution value and revenue total
     ts:cid:<cid>             string  the person of conversion <cid> (routes revenue without a person id)
     ts:{agg:P}:open          zset    persons of partition P with an open session, by last interaction ts
@@ -100,10 +100,11 @@ def _messages(entries: Iterable[Sequence[str]]) -> list[Message]:
 class JourneyStore:
     """Loads and stores person states; one instance per worker."""
 
-    def __init__(self, redis: Redis, ttls: Ttls, max_paths: int = 10_000) -> None:
+    def __init__(self, redis: Redis, ttls: Ttls, max_paths: int = 10_000, outbox_entries: int = 64) -> None:
         self.redis = redis
         self.ttls = ttls
         self.max_paths = max_paths
+        self.outbox_entries = outbox_entries  # recent writes whose outputs a replay can re-emit
         self._apply = redis.register_script(APPLY_LUA)
         self._paths = redis.register_script(PATHS_LUA)
         self._snapshot = redis.register_script(SNAPSHOT_LUA)
@@ -168,18 +169,16 @@ class JourneyStore:
     async def _queue_apply(self, pipe: Any, pid: str, result: StepResult) -> None:
         state = result.state
         offsets = [x for tp, off in state.fence.offsets.items() for x in (tp, off)]
-        outbox = (
-            orjson.dumps(
-                {
-                    str(o): [
-                        (m.topic, None if m.key is None else m.key.decode(), m.value.decode()) for m in msgs
-                    ]
-                    for o, msgs in result.outbox.items()
-                }
+        outbox = [
+            x
+            for o, msgs in result.outbox.items()
+            for x in (
+                o,
+                orjson.dumps(
+                    [(m.topic, None if m.key is None else m.key.decode(), m.value.decode()) for m in msgs]
+                ),
             )
-            if result.outbox
-            else b""
-        )
+        ]
         keys = [key(pid, "journey"), key(pid, "fence"), key(pid, "out")]
         keys += [key(pid, f"conv:{c.conversion_id}") for c in result.conversions]
         args: list[bytes | str | int] = [
@@ -187,12 +186,13 @@ class JourneyStore:
             journeys.dumps(state.journey),
             self.ttls.journey_ms,
             orjson.dumps(state.fence.recent),
-            outbox,
+            self.outbox_entries,
             self.ttls.outbox_ms,
             self.ttls.conversion_ms,
             len(offsets) // 2,
             *offsets,
             *(c.value for c in result.conversions),
+            *outbox,
         ]
         await self._apply(keys=keys, args=args, client=pipe)  # queues EVALSHA on the pipeline
 
@@ -205,11 +205,12 @@ class JourneyStore:
             return {}
         pipe = self.redis.pipeline(transaction=False)
         for pid in pids:
-            pipe.get(key(pid, "out"))
+            pipe.hmget(key(pid, "out"), list(wanted[pid]))
         found: dict[str, dict[int, list[Message]]] = {}
-        for pid, raw in zip(pids, await pipe.execute(), strict=True):
-            outbox = orjson.loads(raw) if raw else {}
-            found[pid] = {o: _messages(outbox[str(o)]) for o in wanted[pid] if str(o) in outbox}
+        for pid, entries in zip(pids, await pipe.execute(), strict=True):
+            found[pid] = {
+                o: _messages(orjson.loads(raw)) for o, raw in zip(wanted[pid], entries, strict=True) if raw
+            }
         return found
 
     async def add_paths(self, batches: Mapping[int, PartitionBatch]) -> None:

@@ -1,0 +1,77 @@
+"""Crash between the Redis write and the produce, then a redelivery with different batch
+boundaries: the stored outputs and path counts are re-emitted / applied exactly once.
+
+Real redis-server; the Kafka side is an emitter that fails on demand (the crash point)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis as redis_sync
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from stream.events import encode_event
+from stream.metrics import Metrics
+from stream.output import CONVERSIONS, Message
+from stream.person import Config
+from stream.records import Event
+from stream.store import JourneyStore, Ttls, partition_key
+from stream.worker import JourneyProcessor, RawRecord
+
+pytestmark = pytest.mark.integration
+
+HOUR = 3_600_000
+
+
+class Crash(Exception):
+    pass
+
+
+class FlakyEmitter:
+    """Collects what would be produced; raises (a crash before delivery) while `down`."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+        self.down = False
+
+    async def emit(self, messages, timestamp=None) -> None:
+        if self.down:
+            raise Crash
+        self.sent += messages
+
+
+def record(offset: int, event: Event) -> RawRecord:
+    return RawRecord("persons", 0, offset, event.person_id.encode(), encode_event(event), 0.0)
+
+
+def test_replay_with_new_batch_boundaries_loses_nothing(services) -> None:
+    _, url = services
+    redis_sync.Redis.from_url(url).flushdb()
+
+    async def run() -> tuple[FlakyEmitter, dict]:
+        client = Redis.from_url(url)
+        emitter = FlakyEmitter()
+        store = JourneyStore(client, Ttls(10**10, 10**10, 10**10))
+        processor = JourneyProcessor(
+            store, emitter, Config(models=("linear",)), Metrics.create(CollectorRegistry())
+        )
+        touch = Event("i1", "interaction", 1000 * HOUR, "P", channel="email")
+        conversion = Event(
+            "c1", "conversion", 1001 * HOUR, "P", conversion="purchase", conversion_id="o1", value=10.0
+        )
+        later = Event("i2", "interaction", 1002 * HOUR, "P", channel="display")
+        await processor.handle([record(1, touch)])
+        emitter.down = True
+        with pytest.raises(Crash):
+            await processor.handle([record(2, conversion)])  # stored in Redis, never produced
+        emitter.down = False
+        await processor.handle([record(2, conversion), record(3, later)])  # redelivered, bigger batch
+        paths = await client.hgetall(partition_key(0, "paths"))
+        await client.aclose()
+        return emitter, paths
+
+    emitter, paths = asyncio.run(run())
+    assert sum(m.topic == CONVERSIONS for m in emitter.sent) == 1  # re-emitted from the outbox
+    assert paths[b"c|email"] == b"1" and paths[b"v|email"] == b"10000000"  # counted exactly once
