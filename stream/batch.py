@@ -24,6 +24,7 @@ from stream.attribution import MODELS, markov, shapley
 from stream.attribution.paths import PathCount, format_path, parse_path
 from stream.attribution.snapshot import VALUE_SCALE, Snapshot
 from stream.events import Limits, Rejection, validate
+from stream.journey import EXPIRY_SLACK_MS
 from stream.output import CONVERSIONS, PATHS
 from stream.person import Config, PersonState, Positioned, step
 from stream.records import AttributionInput, Event, ModelParams, Touchpoint
@@ -112,7 +113,8 @@ class EventReplay:
         """Expire idle journeys as the sweeper would, then return the path counts (all partitions)."""
         for pid, state in list(self.states.items()):
             watermark = self.watermarks.get(self.partition(pid), 0)
-            if state.journey.last_ts and watermark - state.journey.last_ts > self.config.rules.longest:
+            idle = watermark - state.journey.last_ts
+            if state.journey.last_ts and idle > self.config.rules.longest + EXPIRY_SLACK_MS:
                 self._control("expire", pid, watermark)
         totals: dict[str, list[int]] = {}
         for counts in self.paths.values():

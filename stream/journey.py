@@ -19,6 +19,10 @@ import orjson
 from stream.records import AttributionInput, Event, Touchpoint
 
 TOUCH_FIELDS = tuple(f.name for f in dataclasses.fields(Touchpoint))
+# The sweeper expires a journey only once its partition's event-time watermark is this far
+# past the lookback, so that an event a little behind the watermark still finds its journey
+# (as it does when the journey expires inline, on the person's own next event).
+EXPIRY_SLACK_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,8 @@ class Fence:
 @dataclass(frozen=True, slots=True)
 class PersonState:
     """A person's stored state. `conversions` holds the stored records (`revenue.Stored`
-    bytes) of the conversions that this batch's revenue events name, loaded on demand."""
+    bytes) of the conversion ids this batch's conversion and revenue events name, where
+    they exist, loaded on demand."""
 
     journey: Journey = Journey()
     fence: Fence = Fence()
@@ -145,6 +146,9 @@ def step(
         recent[item.event.event_id] = digest
         if item.event.type == "revenue":
             messages = _revenue(person_id, item, state, stored)
+        elif item.event.type == "conversion" and _known(item.event.conversion_id, state, stored):
+            error = f"conversion_id {item.event.conversion_id!r} was already attributed for this person"
+            messages = [_dead(person_id, item, "duplicate_conversion_id", error)]
         else:
             journey, outputs = journeys.apply(journey, item.event, config.rules)
             messages = _messages(person_id, outputs, config, snapshot, stored)
@@ -171,6 +175,10 @@ def _dead(person_id: str, item: Positioned, reason: str, error: str) -> Message:
     topic, _, partition = item.tp.rpartition(":")
     raw = encode_event(item.event)
     return dlq_message(person_id.encode(), raw, reason, error, topic, int(partition), item.offset)
+
+
+def _known(conversion_id: str | None, state: PersonState, stored: dict[str, Stored]) -> bool:
+    return (conversion_id or "") in stored or (conversion_id or "") in state.conversions
 
 
 def _revenue(

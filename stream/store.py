@@ -145,10 +145,6 @@ class JourneyStore:
         written = [pid for pid, r in results.items() if r.changed]
         for pid in written:
             await self._queue_apply(pipe, pid, results[pid])
-        for pid in written:
-            self._queue_index(pipe, pid, partitions[pid], results[pid].state.journey)
-            for stored in results[pid].conversions:  # where revenue for a conversion goes
-                pipe.set(conversion_index_key(stored.conversion_id), pid, px=self.ttls.conversion_ms)
         if not written:
             return set()
         replies = await pipe.execute()
@@ -213,11 +209,20 @@ class JourneyStore:
             }
         return found
 
-    async def add_paths(self, batches: Mapping[int, PartitionBatch]) -> None:
-        """Per partition: path increments (fenced by offset) and the event-time watermark."""
-        if not batches:
+    async def add_aggregates(
+        self, batches: Mapping[int, PartitionBatch], persons: Mapping[str, tuple[int, StepResult]]
+    ) -> None:
+        """One round trip after the person writes: per partition the path increments (fenced
+        by offset) and the event-time watermark; per accepted person (`persons`: person ->
+        (partition, result)) the sweeper's indexes and the conversion index. Index writes are
+        idempotent, so persons whose events were all replays refresh theirs too."""
+        if not batches and not persons:
             return
         pipe = self.redis.pipeline(transaction=False)
+        for pid, (partition, result) in persons.items():
+            self._queue_index(pipe, pid, partition, result.state.journey)
+            for stored in result.conversions:  # where revenue for a conversion goes
+                pipe.set(conversion_index_key(stored.conversion_id), pid, px=self.ttls.conversion_ms)
         for partition, batch in batches.items():
             args: list[int | str] = [batch.last_offset, self.max_paths, self.ttls.paths_ms, batch.max_ts]
             for inc in batch.increments:
@@ -255,9 +260,11 @@ class JourneyStore:
     async def current_snapshot(self) -> bytes | None:
         return await self.redis.get(SNAPSHOT)
 
-    async def due(self, partition: int, kind: str, before_ts: int, limit: int = 1000) -> list[str]:
-        """Persons of `partition` in index `kind` ("open" or "active") with a score before `before_ts`."""
+    async def due(
+        self, partition: int, kind: str, before_ts: int, limit: int = 1000
+    ) -> list[tuple[str, int]]:
+        """(person, score) of `partition` in index `kind` ("open" or "active") scored before `before_ts`."""
         raw = await self.redis.zrangebyscore(
-            partition_key(partition, kind), "-inf", before_ts, start=0, num=limit
+            partition_key(partition, kind), "-inf", before_ts, start=0, num=limit, withscores=True
         )
-        return [r.decode() for r in raw]
+        return [(member.decode(), int(score)) for member, score in raw]

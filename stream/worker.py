@@ -23,7 +23,7 @@ from stream.attribution import snapshot as snapshots
 from stream.attribution.paths import format_path, seen
 from stream.attribution.snapshot import Snapshot
 from stream.events import Limits, Rejection, decode_event, encode_event, validate
-from stream.journey import Rules
+from stream.journey import EXPIRY_SLACK_MS, Rules
 from stream.metrics import Metrics
 from stream.output import CONVERSIONS, PATHS, SESSIONS, Message, dlq_message, dumps, model_messages
 from stream.person import Config, Positioned, StepResult, step
@@ -212,7 +212,8 @@ class JourneyProcessor:
         )
         for pid, outbox in replayed.items():
             outputs[pid] = {**outputs[pid], **outbox}
-        await self.store.add_paths(_partition_batches(records, partitions, max_ts, outputs))
+        persons = {pid: (partitions[pid], r) for pid, r in results.items()}
+        await self.store.add_aggregates(_partition_batches(records, partitions, max_ts, outputs), persons)
         await self.emitter.emit(
             [m for o in outputs.values() for ms in o.values() for m in ms if m.topic != PATHS]
         )
@@ -227,7 +228,11 @@ class JourneyProcessor:
         snapshot = self.models.current if self.models else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             wanted = {
-                pid: [p.event.conversion_id or "" for p in by_person[pid] if p.event.type == "revenue"]
+                pid: [
+                    p.event.conversion_id or ""
+                    for p in by_person[pid]
+                    if p.event.type in ("revenue", "conversion")
+                ]
                 for pid in pending
             }
             states = await self.store.load(pending, {pid: cids for pid, cids in wanted.items() if cids})
@@ -311,23 +316,27 @@ class Sweeper:
 
     async def sweep(self, partitions: Sequence[int], now_ms: int | None = None) -> int:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        due: list[tuple[str, str, int]] = []
+        due: list[tuple[str, str, int, int]] = []  # kind, person, its index score, event ts
         watermarks = await self.store.watermarks(partitions)
         for partition in partitions:
-            for pid in await self.store.due(partition, "open", now_ms - self.rules.session_timeout_ms):
-                due.append(("close_idle", pid, now_ms))
+            for pid, last in await self.store.due(partition, "open", now_ms - self.rules.session_timeout_ms):
+                due.append(("close_idle", pid, last, now_ms))
             watermark = watermarks.get(partition)
             if watermark is not None:
-                for pid in await self.store.due(partition, "active", watermark - self.rules.longest - 1):
-                    due.append(("expire", pid, watermark))
+                before = watermark - self.rules.longest - EXPIRY_SLACK_MS - 1
+                for pid, last in await self.store.due(partition, "active", before):
+                    due.append(("expire", pid, last, watermark))
         # what was asked for is not asked again for a minute (the agent may be behind)
         self.requested = {k: t for k, t in self.requested.items() if now_ms - t <= 60_000}
         futures = []
-        for kind, pid, ts in due:
+        for kind, pid, last, ts in due:
             if (kind, pid) in self.requested:
                 continue
             self.requested[kind, pid] = now_ms
-            event = Event(event_id=f"{kind}:{pid}:{ts}", type=kind, ts=ts, person_id=pid)  # type: ignore[arg-type]
+            # the id names the journey state it targets, so a later journey of the person
+            # is never mistaken for a duplicate of an earlier request
+            event_id = f"{kind}:{pid}:{last}:{ts}"
+            event = Event(event_id=event_id, type=kind, ts=ts, person_id=pid)  # type: ignore[arg-type]
             futures.append(
                 await self.producer().send(
                     self.persons_topic, pid.encode(), encode_event(event), None, None, None

@@ -233,3 +233,24 @@ def test_revenue_for_an_unknown_conversion_goes_to_the_dlq():
     [dead] = result.outbox[0]
     assert dead.topic == DLQ and orjson.loads(dead.value)["reason_code"] == "unknown_conversion"
     assert result.conversions == []
+
+
+def test_a_second_conversion_with_the_same_conversion_id_goes_to_the_dlq():
+    """The stored record (and its revenue total) of the first one is never overwritten."""
+    first = run(at(10, *JOURNEY))
+    stored = {c.conversion_id: c.value for c in first.conversions}
+    state = PersonState(first.state.journey, first.state.fence, stored)
+    again = Event(
+        "e9",
+        "conversion",
+        T0 + 50 * MIN,
+        "c-7",
+        customer_id="c-7",
+        conversion="purchase",
+        conversion_id="e3",
+        value=5.0,
+    )
+    result = run(at(13, again), state)
+    [dead] = result.outbox[13]
+    assert orjson.loads(dead.value)["reason_code"] == "duplicate_conversion_id"
+    assert result.conversions == [] and result.state.journey == first.state.journey
