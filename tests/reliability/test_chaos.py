@@ -139,6 +139,7 @@ def settings_for(broker: KafkaBroker, store: RedisServer, **overrides) -> Settin
         model_refresh_ms=3_600_000,
         web_port=free_port(),
         log_level="info",
+        kafka_session_timeout_ms=6000,  # a killed worker's partitions move after 6 s
         **overrides,
     )
 
