@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -34,6 +35,7 @@ class Rules:
     lookback_ms: int = 90 * 24 * 3600 * 1000
     journey_cap: int = 200
     lookback_by_type: tuple[tuple[str, int], ...] = ()
+    grace_ms: int = 10 * 60 * 1000  # how late (behind the person's last event) an event may be
 
     def window(self, conversion: str | None) -> int:
         """The lookback of a conversion type."""
@@ -61,6 +63,22 @@ class Journey:
     conversions: int = 0
     last_ts: int = 0
     last_conversion_ts: int | None = None
+    # Late arrivals (within `Rules.grace_ms`): the raw interactions of the sessions a late
+    # interaction could still change (the last `tail_touches` touches), and the conversions
+    # whose credits it could still change.
+    tail: tuple[Touchpoint, ...] = ()
+    tail_touches: int = 0
+    pending: tuple[Pending, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A conversion inside the grace period, with what it was last credited on."""
+
+    event: Event
+    revision: int
+    credited: tuple[str, ...]  # "session_id|ts|cost" of each credited touch
+    channels: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +107,26 @@ class NullPath:
     channels: tuple[str, ...]
 
 
-Output = SessionClosed | Converted | NullPath
+@dataclass(frozen=True, slots=True)
+class Corrected:
+    """A late touch changed what an emitted conversion is credited on: re-emit it as
+    `revision`; `previous_channels` is the path it was counted under before."""
+
+    event: Event
+    attribution_input: AttributionInput
+    revision: int
+    previous_channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TooLate:
+    """An event more than the grace period behind the person's last event: rejected."""
+
+    event: Event
+    late_by_ms: int
+
+
+Output = SessionClosed | Converted | NullPath | Corrected | TooLate
 
 
 def touch_key(item: Event | Touchpoint) -> tuple[str | None, ...]:
@@ -107,6 +144,13 @@ def apply(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, list[O
         journey, closed = close_idle(journey, event.ts, rules)
         return journey, [closed] if closed else []
     journey, outputs = expire(journey, event.ts, rules)
+    if event.type in ("interaction", "conversion") and event.ts < journey.last_ts:
+        late_by = journey.last_ts - event.ts
+        if late_by > rules.grace_ms:
+            return journey, [*outputs, TooLate(event, late_by)]
+        if event.type == "interaction":
+            journey, more = _late_interaction(journey, event, rules)
+            return journey, outputs + more
     if event.type == "interaction":
         journey, more = _interaction(journey, event, rules)
     elif event.type == "conversion":
@@ -124,16 +168,20 @@ def _interaction(journey: Journey, event: Event, rules: Rules) -> tuple[Journey,
         and event.ts - journey.session_last_ts <= rules.session_timeout_ms
         and touch_key(event) == touch_key(current)
     )
+    tail, tail_touches = journey.tail, journey.tail_touches
     if same_session:
         assert current is not None
         extended = dataclasses.replace(current, cost=current.cost + event.cost)
         touches = journey.touches[:-1] + (extended,)
         interactions = journey.session_interactions + 1
+        if tail_touches:  # the current session is unsettled: keep its interactions
+            tail += (touch_from(event),)
     else:
         if current is not None and journey.session_open:
             outputs.append(_closed(journey, "next_session"))
         touches = journey.touches + (touch_from(event),)
         interactions = 1
+        tail, tail_touches = tail + (touch_from(event),), tail_touches + 1
     last_ts = max(journey.last_ts, event.ts)
     updated = dataclasses.replace(
         journey,
@@ -142,27 +190,107 @@ def _interaction(journey: Journey, event: Event, rules: Rules) -> tuple[Journey,
         session_interactions=interactions,
         session_open=True,
         last_ts=last_ts,
+        tail=tail,
+        tail_touches=tail_touches,
     )
-    return updated, outputs
+    return _settle(updated, rules), outputs
+
+
+def _late_interaction(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, list[Output]]:
+    """Insert a late interaction at its place: re-derive the unsettled sessions (two may
+    merge), then re-credit the pending conversions whose touches changed."""
+    tail = sorted((*journey.tail, touch_from(event)), key=lambda t: t.ts)
+    groups = _groups(tail, rules.session_timeout_ms)
+    settled = journey.touches[: len(journey.touches) - journey.tail_touches]
+    derived = tuple(_session_touch(group) for group in groups)
+    updated = dataclasses.replace(
+        journey,
+        touches=_trim(settled + derived, journey.last_ts, rules),
+        session_last_ts=groups[-1][-1].ts,
+        session_interactions=len(groups[-1]),
+        tail=tuple(tail),
+        tail_touches=len(groups),
+    )
+    updated, corrections = _recredit(updated, rules)
+    return _settle(updated, rules), corrections
+
+
+def _recredit(journey: Journey, rules: Rules) -> tuple[Journey, list[Output]]:
+    outputs: list[Output] = []
+    pending = []
+    for p in journey.pending:
+        inp = _input(journey, p.event, rules)
+        credited = _credited(inp)
+        if credited != p.credited:
+            outputs.append(Corrected(p.event, inp, p.revision + 1, p.channels))
+            p = Pending(p.event, p.revision + 1, credited, tuple(t.channel for t in inp.touches))
+        pending.append(p)
+    return dataclasses.replace(journey, pending=tuple(pending)), outputs
+
+
+def _settle(journey: Journey, rules: Rules) -> Journey:
+    """Forget what no late event can change any more: sessions that ended before
+    `last_ts - grace - timeout`, conversions before `last_ts - grace`."""
+    horizon = journey.last_ts - rules.grace_ms
+    groups = _groups(list(journey.tail), rules.session_timeout_ms)
+    keep = [g for g in groups if g[-1].ts >= horizon - rules.session_timeout_ms]
+    keep = keep[-min(len(keep), len(journey.touches)) :] if keep else []
+    return dataclasses.replace(
+        journey,
+        tail=tuple(t for g in keep for t in g),
+        tail_touches=len(keep),
+        pending=tuple(p for p in journey.pending if p.event.ts >= horizon),
+    )
+
+
+def _groups(interactions: list[Touchpoint], timeout_ms: int) -> list[list[Touchpoint]]:
+    """Interactions (in time order) grouped into sessions by the sessionisation rule."""
+    groups: list[list[Touchpoint]] = []
+    for item in interactions:
+        last = groups[-1][-1] if groups else None
+        if (
+            last is not None
+            and item.ts - last.ts <= timeout_ms
+            and touch_key(item) == touch_key(groups[-1][0])
+        ):
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def _session_touch(group: list[Touchpoint]) -> Touchpoint:
+    return dataclasses.replace(group[0], cost=sum(t.cost for t in group))
+
+
+def _input(journey: Journey, event: Event, rules: Rules) -> AttributionInput:
+    window_start = event.ts - rules.window(event.conversion)
+    touches = tuple(t for t in journey.touches if window_start <= t.ts <= event.ts)
+    return AttributionInput(touches, event.ts, journey.lead_ts, journey.opportunity_ts)
+
+
+def _credited(inp: AttributionInput) -> tuple[str, ...]:
+    return tuple(f"{t.session_id}|{t.ts}|{t.cost}" for t in inp.touches)
 
 
 def _conversion(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, list[Output]]:
-    lead_ts = _first(journey.lead_ts, event, "lead")
-    opportunity_ts = _first(journey.opportunity_ts, event, "opportunity")
-    window_start = event.ts - rules.window(event.conversion)
-    touches = tuple(t for t in journey.touches if window_start <= t.ts <= event.ts)
-    inp = AttributionInput(touches, event.ts, lead_ts, opportunity_ts)
+    journey = dataclasses.replace(
+        journey,
+        lead_ts=_first(journey.lead_ts, event, "lead"),
+        opportunity_ts=_first(journey.opportunity_ts, event, "opportunity"),
+    )
+    inp = _input(journey, event, rules)
     last_ts = max(journey.last_ts, event.ts)
+    pending = Pending(event, 0, _credited(inp), tuple(t.channel for t in inp.touches))
     updated = dataclasses.replace(
         journey,
         touches=_trim(journey.touches, last_ts, rules),
-        lead_ts=lead_ts,
-        opportunity_ts=opportunity_ts,
         conversions=journey.conversions + 1,
         last_ts=last_ts,
         last_conversion_ts=max(event.ts, journey.last_conversion_ts or event.ts),
+        pending=(*journey.pending, pending),
     )
-    return updated, [Converted(event, inp)]
+    return _settle(updated, rules), [Converted(event, inp)]
 
 
 def expire(journey: Journey, ts: int, rules: Rules) -> tuple[Journey, list[Output]]:
@@ -235,14 +363,28 @@ def sessionise(interactions: Iterable[Event], session_timeout_ms: int) -> list[T
 
 # -- compact storage form ---------------------------------------------------------
 
-_JOURNEY_SCALARS = tuple(f.name for f in dataclasses.fields(Journey) if f.name != "touches")
+_JOURNEY_SCALARS = tuple(
+    f.name for f in dataclasses.fields(Journey) if f.name not in ("touches", "tail", "pending")
+)
+_EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(Event))
 
 
 def dumps(journey: Journey) -> bytes:
     """Compact JSON: touches as positional lists (field order TOUCH_FIELDS)."""
-    doc = {name: getattr(journey, name) for name in _JOURNEY_SCALARS}
-    doc["touches"] = [[getattr(t, name) for name in TOUCH_FIELDS] for t in journey.touches]
+    doc: dict[str, Any] = {name: getattr(journey, name) for name in _JOURNEY_SCALARS}
+    doc["touches"] = [_row(t) for t in journey.touches]
+    if journey.tail:
+        doc["tail"] = [_row(t) for t in journey.tail]
+    if journey.pending:
+        doc["pending"] = [
+            [[getattr(p.event, n) for n in _EVENT_FIELDS], p.revision, p.credited, p.channels]
+            for p in journey.pending
+        ]
     return orjson.dumps(doc)
+
+
+def _row(touch: Touchpoint) -> list[Any]:
+    return [getattr(touch, name) for name in TOUCH_FIELDS]
 
 
 def loads(data: bytes | None) -> Journey:
@@ -250,4 +392,9 @@ def loads(data: bytes | None) -> Journey:
         return Journey()
     doc = orjson.loads(data)
     doc["touches"] = tuple(Touchpoint(*row) for row in doc["touches"])
+    doc["tail"] = tuple(Touchpoint(*row) for row in doc.get("tail", ()))
+    doc["pending"] = tuple(
+        Pending(Event(*event), revision, tuple(credited), tuple(channels))
+        for event, revision, credited, channels in doc.get("pending", ())
+    )
     return Journey(**doc)

@@ -69,6 +69,7 @@ def attribution_doc(
     models: Sequence[str],
     data_driven: Sequence[str] = (),
     snapshot: Snapshot | None = None,
+    revision: int = 0,
 ) -> dict[str, Any]:
     """The `attribution.conversions` value for one conversion, every model at once.
 
@@ -81,7 +82,7 @@ def attribution_doc(
         "schema_version": SCHEMA_VERSION,
         "kind": "conversion",
         "attribution_id": event.event_id,
-        "revision": 0,
+        "revision": revision,
         "person_id": person_id,
         "conversion": {
             "event_id": event.event_id,

@@ -23,7 +23,7 @@ from stream import journey as journeys
 from stream.attribution import DATA_DRIVEN_MODELS, DEFAULT_MODELS, MODELS, UnknownModelError
 from stream.attribution.snapshot import Snapshot
 from stream.events import encode_event
-from stream.journey import Converted, Journey, NullPath, Output, Rules
+from stream.journey import Converted, Corrected, Journey, NullPath, Output, Rules, TooLate
 from stream.output import (
     Message,
     attribution_doc,
@@ -108,7 +108,11 @@ class Config:
             if name not in MODELS and name not in DATA_DRIVEN_MODELS:
                 raise UnknownModelError(name)
         rules = Rules(
-            settings.session_timeout_ms, settings.lookback_ms, settings.journey_cap, settings.lookback_by_type
+            settings.session_timeout_ms,
+            settings.lookback_ms,
+            settings.journey_cap,
+            settings.lookback_by_type,
+            settings.grace_ms,
         )
         per_conversion = tuple(name for name in models if name in MODELS)
         data_driven = tuple(name for name in models if name in DATA_DRIVEN_MODELS)
@@ -151,7 +155,7 @@ def step(
             messages = [_dead(person_id, item, "duplicate_conversion_id", error)]
         else:
             journey, outputs = journeys.apply(journey, item.event, config.rules)
-            messages = _messages(person_id, outputs, config, snapshot, stored)
+            messages = _messages(person_id, item, outputs, config, snapshot, state, stored)
         if messages:
             outbox[item.offset] = messages
     changed = offsets != fence.offsets or journey != state.journey
@@ -177,6 +181,34 @@ def _dead(person_id: str, item: Positioned, reason: str, error: str) -> Message:
     return dlq_message(person_id.encode(), raw, reason, error, topic, int(partition), item.offset)
 
 
+def _correction(
+    person_id: str,
+    out: Corrected,
+    config: Config,
+    snapshot: Snapshot | None,
+    state: PersonState,
+    stored: dict[str, Stored],
+) -> list[Message]:
+    """The conversion again as `revision`, its stored record updated (revenue kept when it
+    is at hand), and its path count moved from the old channels to the new ones."""
+    converted = Converted(out.event, out.attribution_input)
+    doc = attribution_doc(
+        person_id, converted, config.params, config.models, config.data_driven, snapshot, out.revision
+    )
+    cid = doc["conversion"]["conversion_id"]
+    before = stored.get(cid) or (Stored.loads(state.conversions[cid]) if cid in state.conversions else None)
+    stored[cid] = Stored(doc, before.revenue_total, before.revenue_events) if before else Stored(doc)
+    messages = conversion_messages(doc)
+    channels = tuple(t.channel for t in out.attribution_input.touches)
+    if channels != out.previous_channels:
+        value = out.event.value or 0.0
+        if out.previous_channels:
+            messages.append(path_message(out.previous_channels, -1, -value, 0))
+        if channels:
+            messages.append(path_message(channels, 1, value, 0))
+    return messages
+
+
 def _known(conversion_id: str | None, state: PersonState, stored: dict[str, Stored]) -> bool:
     return (conversion_id or "") in stored or (conversion_id or "") in state.conversions
 
@@ -196,14 +228,21 @@ def _revenue(
 
 def _messages(
     person_id: str,
+    item: Positioned,
     outputs: list[Output],
     config: Config,
     snapshot: Snapshot | None,
+    state: PersonState,
     stored: dict[str, Stored],
 ) -> list[Message]:
     messages: list[Message] = []
     for out in outputs:
-        if isinstance(out, Converted):
+        if isinstance(out, TooLate):
+            error = f"{out.late_by_ms} ms behind the person's last event; the grace period is smaller"
+            messages.append(_dead(person_id, item, "too_late", error))
+        elif isinstance(out, Corrected):
+            messages += _correction(person_id, out, config, snapshot, state, stored)
+        elif isinstance(out, Converted):
             doc = attribution_doc(person_id, out, config.params, config.models, config.data_driven, snapshot)
             messages += conversion_messages(doc)
             stored[doc["conversion"]["conversion_id"]] = Stored(doc)

@@ -119,6 +119,11 @@ class Settings:
         (), "Lookback per conversion type, e.g. lead=30d,purchase=90d (others: LOOKBACK_MS)", _lookbacks
     )
     journey_cap: int = _setting(200, "Max touchpoints kept per journey", int)
+    grace_ms: int = _setting(
+        10 * MINUTE_MS,
+        "How late (behind the person's last event) an event may arrive; later: DLQ too_late",
+        _duration_ms,
+    )
     recent_ids: int = _setting(256, "Event ids remembered per person for dedup", int)
     conversion_ttl_ms: int = _setting(365 * DAY_MS, "How long conversion snapshots are kept", _duration_ms)
     outbox_ttl_ms: int = _setting(

@@ -16,11 +16,13 @@ from hypothesis import strategies as st
 
 from stream.journey import (
     Converted,
+    Corrected,
     Journey,
     NullPath,
     Output,
     Rules,
     SessionClosed,
+    TooLate,
     apply,
     close_idle,
     dumps,
@@ -198,8 +200,18 @@ def test_conversion_credits_touches_at_or_before_it():
 
 
 def test_conversion_arriving_late_ignores_later_touches():
-    _, outputs = fold([click(0, "email"), click(60, "sms"), convert(30)])
+    """Within the grace period (5 minutes late): credited on what came before it."""
+    _, outputs = fold([click(0, "email"), click(35, "sms"), convert(30)])
     assert [t.channel for t in converted(outputs)[0].touches] == ["email"]
+
+
+def test_events_later_than_the_grace_period_are_rejected():
+    journey, outputs = fold([click(0, "email"), click(60, "sms"), convert(30), click(49, "push")])
+    assert [(type(o).__name__, o.late_by_ms) for o in outputs if isinstance(o, TooLate)] == [
+        ("TooLate", 30 * MIN),
+        ("TooLate", 11 * MIN),
+    ]
+    assert [t.channel for t in journey.touches] == ["email", "sms"] and journey.conversions == 0
 
 
 @pytest.mark.parametrize(("age", "credited"), [(DAY, ["i0", "recent"]), (DAY + 1, ["recent"])])
@@ -426,3 +438,53 @@ def test_lookback_per_conversion_type():
     assert [t.channel for t in lead.touches] == ["email"]
     assert [t.channel for t in purchase.touches] == ["display", "email"]
     assert rules.longest == RULES.lookback_ms and len(journey.touches) == 2
+
+
+# --- late arrivals within the grace period -----------------------------------------
+
+
+def test_a_late_interaction_merges_two_sessions_and_corrects_the_conversion():
+    """email at 0 and at 31 (31 min apart: two sessions), a conversion at 32 credited on
+    both; then a late email at 25 (7 min behind, inside the 10-min grace): 0, 25, 31 are
+    one session, so the conversion is re-credited on one touch, as revision 1."""
+    journey, outputs = fold([click(0), click(31, event_id="e31"), convert(32)])
+    assert [t.session_id for t in converted(outputs)[0].touches] == ["i0", "e31"]
+    journey, outputs = apply(journey, click(25, event_id="late"), RULES)
+    [correction] = outputs
+    assert isinstance(correction, Corrected) and correction.revision == 1
+    assert [t.session_id for t in correction.attribution_input.touches] == ["i0"]
+    assert correction.previous_channels == ("email", "email")
+    assert [t.session_id for t in journey.touches] == ["i0"] and journey.session_interactions == 3
+    assert journey.touches == tuple(sessionise([click(0), click(25, event_id="late"), click(31)], TIMEOUT))
+
+
+def test_a_late_interaction_that_changes_nothing_emits_no_correction():
+    journey, _ = fold([click(0), convert(5), click(6, "sms")])
+    journey, outputs = apply(journey, click(7, "sms", event_id="late"), RULES)  # after the conversion
+    assert outputs == [] and journey.session_interactions == 2
+
+
+def test_late_interactions_give_the_sessions_of_the_sorted_order():
+    """Property in small: any arrival order within the grace period ends with the touches
+    `sessionise` gives for the time-sorted interactions."""
+    events = [click(0), click(3, "sms"), click(5), click(8), click(9, "sms")]
+    for order in ([0, 1, 2, 3, 4], [1, 0, 2, 4, 3], [4, 3, 2, 1, 0], [2, 4, 0, 3, 1]):
+        journey, _ = fold([events[i] for i in order])
+        assert journey.touches == tuple(sessionise(events, TIMEOUT)), order
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 10 * MIN), st.sampled_from(["email", "sms"])), min_size=1, max_size=12),
+    st.randoms(use_true_random=False),
+)
+def test_any_arrival_order_within_grace_gives_the_sorted_sessions(raw, rnd):
+    """Every event within 10 minutes of the others: whatever the arrival order, the final
+    touches are `sessionise` of the interactions (equal timestamps keep arrival order, so
+    they are made distinct here)."""
+    events = [
+        click(0, channel, at=T0 + ms * 100 + i, event_id=f"e{i}") for i, (ms, channel) in enumerate(raw)
+    ]
+    arrival = events[:]
+    rnd.shuffle(arrival)
+    journey, _ = fold(arrival, Rules(grace_ms=10**9))
+    assert journey.touches == tuple(sessionise(events, TIMEOUT))
