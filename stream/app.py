@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from stream.attribution.snapshot import Snapshot
 from stream.events import Limits
 from stream.metrics import Metrics
+from stream.output import PERSONS
 from stream.person import Config
 from stream.retry import Backoff, retrying
 from stream.security import faust_credentials
@@ -32,6 +33,11 @@ from stream.settings import Settings
 from stream.store import JourneyStore, Ttls
 from stream.topics import RAW, persons_topic
 from stream.worker import Emitter, Ingestor, JourneyProcessor, ModelKeeper, RawRecord, Sweeper
+
+
+def topic_name(settings: Settings, logical: str) -> str:
+    """Where an output goes: the person-keyed topic, or a public topic with the prefix."""
+    return persons_topic(settings) if logical == PERSONS else settings.topic(logical)
 
 
 def _record(event: Any) -> RawRecord:
@@ -65,7 +71,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     within = settings.batch_within_ms / 1000
     raw = app.topic(settings.topic(RAW), key_serializer="raw", value_serializer="raw")
     persons = app.topic(persons_topic(settings), key_serializer="raw", value_serializer="raw")
-    emitter = Emitter(lambda: app.producer, settings.topic, worker_id)
+    emitter = Emitter(lambda: app.producer, partial(topic_name, settings), worker_id)
     store = JourneyStore(
         Redis.from_url(settings.redis_url),
         Ttls(config.rules.longest + 86_400_000, settings.conversion_ttl_ms, settings.outbox_ttl_ms),

@@ -23,9 +23,9 @@ from aiokafka.partitioner import murmur2
 from stream.attribution import MODELS, markov, shapley
 from stream.attribution.paths import PathCount, format_path, parse_path
 from stream.attribution.snapshot import VALUE_SCALE, Snapshot
-from stream.events import Limits, Rejection, validate
+from stream.events import Limits, Rejection, decode_event, validate
 from stream.journey import EXPIRY_SLACK_MS
-from stream.output import CONVERSIONS, PATHS
+from stream.output import CONVERSIONS, PATHS, PERSONS
 from stream.person import Config, PersonState, Positioned, step
 from stream.records import AttributionInput, Event, ModelParams, Touchpoint
 
@@ -87,6 +87,7 @@ class EventReplay:
         self.watermarks: dict[int, int] = {}
         self.position = 0
         self.stored: dict[str, tuple[str, bytes]] = {}  # conversion id -> (person, stored record)
+        self.identities: dict[str, str] = {}  # anonymous id -> customer
 
     def run(self, lines: Iterable[bytes]) -> Iterator[bytes]:
         for number, line in enumerate(lines, start=1):
@@ -94,19 +95,11 @@ class EventReplay:
             if not raw:
                 continue
             event = validate(raw, self.limits, self.now_ms)
-            if isinstance(event, Event) and not event.person_id:  # revenue naming only its conversion
-                owner = self.stored.get(event.conversion_id or "", ("", b""))[0]
-                error = f"revenue for unknown conversion {event.conversion_id!r}"
-                event = (
-                    dataclasses.replace(event, person_id=owner)
-                    if owner
-                    else Rejection("unknown_conversion", error)
-                )
+            if isinstance(event, Event):
+                event = self._route(event)
             if not isinstance(event, Event):
                 self.rejected.append(Rejected(number, event.reason_code, event.error))
                 continue
-            partition = self.partition(event.person_id)
-            self.watermarks[partition] = max(event.ts, self.watermarks.get(partition, 0))
             yield from self._apply(event)
 
     def finish(self) -> dict[tuple[str, ...], PathCount]:
@@ -135,22 +128,50 @@ class EventReplay:
     def partition(self, person_id: str) -> int:
         return (murmur2(person_id.encode()) & 0x7FFFFFFF) % self.partitions
 
+    def _route(self, event: Event) -> Event | Rejection:
+        """The ingest agent's routing: identity map (first mapping wins), revenue by conversion."""
+        if event.type == "identify":
+            mapped_to = self.identities.setdefault(event.anonymous_id or "", event.customer_id or "")
+            if mapped_to != event.customer_id:
+                return Rejection("identity_conflict", f"anonymous id already identified as {mapped_to!r}")
+            return event
+        if event.anonymous_id in self.identities and not event.customer_id:
+            return dataclasses.replace(event, person_id=self.identities[event.anonymous_id or ""])
+        if not event.person_id:  # revenue naming only its conversion
+            owner = self.stored.get(event.conversion_id or "", ("", b""))[0]
+            error = f"revenue for unknown conversion {event.conversion_id!r}"
+            return (
+                dataclasses.replace(event, person_id=owner)
+                if owner
+                else Rejection("unknown_conversion", error)
+            )
+        return event
+
     def _apply(self, event: Event) -> Iterator[bytes]:
+        """The journeys agent's step; events it forwards (identity stitching) follow at once."""
         self.position += 1
         pid = event.person_id
+        if event.type not in ("close_idle", "expire"):  # the stream's watermark counts the same events
+            partition = self.partition(pid)
+            self.watermarks[partition] = max(event.ts, self.watermarks.get(partition, 0))
         state = self.states.get(pid, PersonState())
-        if (
-            event.type == "revenue"
-            and (found := self.stored.get(event.conversion_id or ""))
-            and found[0] == pid
-        ):
+        found = (
+            self.stored.get(event.conversion_id or "") if event.type in ("revenue", "conversion") else None
+        )
+        if found and found[0] == pid:
             state = dataclasses.replace(state, conversions={event.conversion_id or "": found[1]})
+        if event.type == "identify":
+            anon = event.anonymous_id or ""
+            state = dataclasses.replace(state, others={anon: self.states.get(anon, PersonState())})
         result = step(pid, state, [Positioned(BATCH_TP, self.position, event)], self.config, self.snapshot)
-        self.states[pid] = dataclasses.replace(result.state, conversions={})
+        self.states[pid] = dataclasses.replace(result.state, conversions={}, others={})
+        self.states |= result.tombstones
         self.stored |= {c.conversion_id: (pid, c.value) for c in result.conversions}
         for messages in result.outbox.values():
             for m in messages:
-                if m.topic == CONVERSIONS:
+                if m.topic == PERSONS:
+                    yield from self._apply(decode_event(m.value))
+                elif m.topic == CONVERSIONS:
                     yield m.value
                 elif m.topic == PATHS:
                     doc = orjson.loads(m.value)

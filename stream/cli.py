@@ -161,8 +161,7 @@ def jsonl_records(path: Path) -> Iterator[kafka_io.Record]:
                 doc = orjson.loads(value)
             except orjson.JSONDecodeError:
                 doc = None
-            key = (doc.get("customer_id") or doc.get("anonymous_id")) if isinstance(doc, dict) else None
-            yield (key.encode() if isinstance(key, str) else None), value
+            yield kafka_io.raw_key(doc), value
 
 
 def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:

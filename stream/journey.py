@@ -69,6 +69,10 @@ class Journey:
     tail: tuple[Touchpoint, ...] = ()
     tail_touches: int = 0
     pending: tuple[Pending, ...] = ()
+    # Identity stitching: the anonymous ids merged into this journey, and for an anonymous
+    # journey that was merged, the customer it went to (its events are forwarded there).
+    merged: tuple[str, ...] = ()
+    merged_into: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +205,11 @@ def _late_interaction(journey: Journey, event: Event, rules: Rules) -> tuple[Jou
     merge), then re-credit the pending conversions whose touches changed."""
     tail = sorted((*journey.tail, touch_from(event)), key=lambda t: t.ts)
     groups = _groups(tail, rules.session_timeout_ms)
-    settled = journey.touches[: len(journey.touches) - journey.tail_touches]
     derived = tuple(_session_touch(group) for group in groups)
+    touches = tuple(sorted(_settled(journey) + derived, key=lambda t: t.ts))  # stable: settled first
     updated = dataclasses.replace(
         journey,
-        touches=_trim(settled + derived, journey.last_ts, rules),
+        touches=_trim(touches, journey.last_ts, rules),
         session_last_ts=groups[-1][-1].ts,
         session_interactions=len(groups[-1]),
         tail=tuple(tail),
@@ -213,6 +217,48 @@ def _late_interaction(journey: Journey, event: Event, rules: Rules) -> tuple[Jou
     )
     updated, corrections = _recredit(updated, rules)
     return _settle(updated, rules), corrections
+
+
+def merge(target: Journey, source: Journey, source_id: str, rules: Rules) -> tuple[Journey, list[Output]]:
+    """Merge an anonymous journey into a customer's, in time order (identity stitching).
+
+    Both tails are re-derived together; settled touches are interleaved by time. The
+    customer's pending conversions are re-credited (a correction where the anonymous
+    touches fall in their windows). Merging the same anonymous id twice changes nothing.
+    """
+    if source_id in target.merged or not (source.touches or source.tail):
+        return dataclasses.replace(target, merged=tuple(sorted({*target.merged, source_id}))), []
+    tail = sorted((*target.tail, *source.tail), key=lambda t: t.ts)
+    groups = _groups(tail, rules.session_timeout_ms)
+    settled = [*_settled(target), *_settled(source)]
+    touches = tuple(sorted([*settled, *(_session_touch(g) for g in groups)], key=lambda t: t.ts))
+    in_order = not settled or not groups or max(t.ts for t in settled) <= groups[0][0].ts
+    current = max((target, source), key=lambda j: j.session_last_ts)
+    merged = dataclasses.replace(
+        target,
+        touches=_trim(touches, max(target.last_ts, source.last_ts), rules),
+        tail=tuple(tail) if in_order else (),
+        tail_touches=len(groups) if in_order else 0,
+        session_last_ts=current.session_last_ts,
+        session_interactions=current.session_interactions,
+        session_open=current.session_open,
+        lead_ts=min((t for t in (target.lead_ts, source.lead_ts) if t is not None), default=None),
+        opportunity_ts=min(
+            (t for t in (target.opportunity_ts, source.opportunity_ts) if t is not None), default=None
+        ),
+        conversions=target.conversions + source.conversions,
+        last_ts=max(target.last_ts, source.last_ts),
+        last_conversion_ts=max(
+            (t for t in (target.last_conversion_ts, source.last_conversion_ts) if t), default=None
+        ),
+        merged=tuple(sorted({*target.merged, *source.merged, source_id})),
+    )
+    merged, corrections = _recredit(merged, rules)
+    return _settle(merged, rules), corrections
+
+
+def _settled(journey: Journey) -> tuple[Touchpoint, ...]:
+    return journey.touches[: len(journey.touches) - journey.tail_touches]
 
 
 def _recredit(journey: Journey, rules: Rules) -> tuple[Journey, list[Output]]:
@@ -364,7 +410,7 @@ def sessionise(interactions: Iterable[Event], session_timeout_ms: int) -> list[T
 # -- compact storage form ---------------------------------------------------------
 
 _JOURNEY_SCALARS = tuple(
-    f.name for f in dataclasses.fields(Journey) if f.name not in ("touches", "tail", "pending")
+    f.name for f in dataclasses.fields(Journey) if f.name not in ("touches", "tail", "pending", "merged")
 )
 _EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(Event))
 
@@ -375,6 +421,8 @@ def dumps(journey: Journey) -> bytes:
     doc["touches"] = [_row(t) for t in journey.touches]
     if journey.tail:
         doc["tail"] = [_row(t) for t in journey.tail]
+    if journey.merged:
+        doc["merged"] = journey.merged
     if journey.pending:
         doc["pending"] = [
             [[getattr(p.event, n) for n in _EVENT_FIELDS], p.revision, p.credited, p.channels]
@@ -393,6 +441,7 @@ def loads(data: bytes | None) -> Journey:
     doc = orjson.loads(data)
     doc["touches"] = tuple(Touchpoint(*row) for row in doc["touches"])
     doc["tail"] = tuple(Touchpoint(*row) for row in doc.get("tail", ()))
+    doc["merged"] = tuple(doc.get("merged", ()))
     doc["pending"] = tuple(
         Pending(Event(*event), revision, tuple(credited), tuple(channels))
         for event, revision, credited, channels in doc.get("pending", ())

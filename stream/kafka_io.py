@@ -13,10 +13,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 Record = tuple[bytes | None, bytes | None]  # key, value
 
 
-def event_record(event: dict[str, Any]) -> Record:
-    """Raw-topic record of an event dict: keyed by customer_id or anonymous_id."""
+def raw_key(event: Any) -> bytes | None:
+    """The raw-topic key of an event: customer_id, else anonymous_id (DESIGN.md §2). An
+    identify is keyed by its customer, so it stays ordered with the customer's next
+    conversion (identify, then purchase, credits the anonymous touches)."""
+    if not isinstance(event, dict):
+        return None
     key = event.get("customer_id") or event.get("anonymous_id")
-    return (key.encode() if isinstance(key, str) else None, orjson.dumps(event))
+    return key.encode() if isinstance(key, str) else None
+
+
+def event_record(event: dict[str, Any]) -> Record:
+    """Raw-topic record of an event dict, keyed by `raw_key`."""
+    return raw_key(event), orjson.dumps(event)
 
 
 async def produce(

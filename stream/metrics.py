@@ -27,6 +27,7 @@ class Metrics:
     latency_ms: Histogram
     retries: Counter
     stalled: Gauge
+    identity_conflicts: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "touchstream") -> Metrics:
@@ -47,6 +48,10 @@ class Metrics:
                 ("agent",),
                 buckets=BATCH_BUCKETS,
                 registry=registry,
+            ),
+            identity_conflicts=counter(
+                "identity_conflicts",
+                "identify events refused: the anonymous id is mapped to another customer",
             ),
             retries=counter(
                 "retries", "Transient failures retried (Redis or broker unavailable)", ("operation",)

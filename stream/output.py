@@ -17,7 +17,7 @@ import orjson
 from stream.attribution import attribute
 from stream.attribution.snapshot import VALUE_SCALE, Snapshot, data_driven_shares
 from stream.journey import Converted, SessionClosed
-from stream.records import ModelParams, Touchpoint
+from stream.records import Event, ModelParams, Touchpoint
 
 SCHEMA_VERSION = 1
 UNATTRIBUTED = "(unattributed)"
@@ -29,6 +29,8 @@ SESSIONS = "touchpoints.sessions"
 DLQ = "touchpoints.dlq"
 MODELS_TOPIC = "attribution.models"
 PATHS = "(paths)"  # internal: path-count increments, applied to Redis, not produced
+PERSONS = "(persons)"  # internal: the person-keyed topic (events forwarded to another person)
+IDENTITY_CONFLICTS = "touchpoints.identity_conflicts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,20 @@ def model_messages(snapshot: dict[str, Any]) -> list[Message]:
         Message(MODELS_TOPIC, name.encode(), dumps({**common, "model": name, **snapshot[name]}))
         for name in ("markov", "shapley")
     ]
+
+
+def conflict_message(event: Event, mapped_to: str) -> Message:
+    """`touchpoints.identity_conflicts`: an identify refused because the anonymous id is
+    mapped to another customer already (the first mapping wins)."""
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": event.event_id,
+        "ts": event.ts,
+        "anonymous_id": event.anonymous_id,
+        "customer_id": event.customer_id,
+        "mapped_to": mapped_to,
+    }
+    return Message(IDENTITY_CONFLICTS, (event.anonymous_id or "").encode(), dumps(doc))
 
 
 def path_message(channels: Sequence[str], conversions: int, value: float, nulls: int) -> Message:

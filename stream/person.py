@@ -15,6 +15,7 @@ compare-and-set on `Fence.version`. DESIGN.md §6:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from stream.attribution.snapshot import Snapshot
 from stream.events import encode_event
 from stream.journey import Converted, Corrected, Journey, NullPath, Output, Rules, TooLate
 from stream.output import (
+    PERSONS,
     Message,
     attribution_doc,
     conversion_messages,
@@ -60,6 +62,7 @@ class PersonState:
     journey: Journey = Journey()
     fence: Fence = Fence()
     conversions: dict[str, bytes] = field(default_factory=dict)
+    others: dict[str, PersonState] = field(default_factory=dict)  # anonymous ids this batch identifies
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,9 @@ class StepResult:
     replayed: list[int]  # offsets applied before: re-emit their outbox entries
     duplicates: int
     changed: bool
+    # anonymous persons merged into this one: their tombstoned states, written (compare-and-
+    # set on their own version) before this person's state
+    tombstones: dict[str, PersonState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +139,7 @@ def step(
     recent = dict(fence.recent)  # event_id -> digest, in insertion order
     outbox: dict[int, list[Message]] = {}
     stored: dict[str, Stored] = {}  # conversions attributed or given revenue in this step
+    tombstones: dict[str, PersonState] = {}
     replayed: list[int] = []
     duplicates = 0
     for item in events:
@@ -148,7 +155,11 @@ def step(
                 outbox[item.offset] = [_conflict(person_id, item)]
             continue
         recent[item.event.event_id] = digest
-        if item.event.type == "revenue":
+        if journey.merged_into and item.event.type in ("interaction", "conversion", "identify"):
+            messages = [_forward(item.event, journey.merged_into)]  # sent before the map existed
+        elif item.event.type == "identify":
+            journey, messages = _identify(person_id, item, journey, state, config, snapshot, tombstones)
+        elif item.event.type == "revenue":
             messages = _revenue(person_id, item, state, stored)
         elif item.event.type == "conversion" and _known(item.event.conversion_id, state, stored):
             error = f"conversion_id {item.event.conversion_id!r} was already attributed for this person"
@@ -162,7 +173,9 @@ def step(
     kept = list(recent.items())
     new_fence = Fence(fence.version, offsets, tuple(kept[max(0, len(kept) - config.recent_ids) :]))
     conversions = [Attributed(cid, record.dumps()) for cid, record in stored.items()]
-    return StepResult(PersonState(journey, new_fence), outbox, conversions, replayed, duplicates, changed)
+    return StepResult(
+        PersonState(journey, new_fence), outbox, conversions, replayed, duplicates, changed, tombstones
+    )
 
 
 def content_digest(event: Event) -> str:
@@ -207,6 +220,34 @@ def _correction(
         if channels:
             messages.append(path_message(channels, 1, value, 0))
     return messages
+
+
+def _forward(event: Event, customer: str) -> Message:
+    """An event of an anonymous person already merged: re-keyed to the customer."""
+    moved = dataclasses.replace(event, person_id=customer)
+    return Message(PERSONS, customer.encode(), encode_event(moved))
+
+
+def _identify(
+    person_id: str,
+    item: Positioned,
+    journey: Journey,
+    state: PersonState,
+    config: Config,
+    snapshot: Snapshot | None,
+    tombstones: dict[str, PersonState],
+) -> tuple[Journey, list[Message]]:
+    """Merge the anonymous journey named by an identify into this (the customer's) journey,
+    once; the anonymous person is tombstoned (`merged_into`) so its stragglers follow."""
+    anon = item.event.anonymous_id or ""
+    source = tombstones.get(anon) or state.others.get(anon) or PersonState()
+    if anon == person_id or source.journey.merged_into not in (None, person_id):
+        return journey, []  # itself, or already merged into another customer (first wins)
+    journey, outputs = journeys.merge(journey, source.journey, anon, config.rules)
+    tombstones[anon] = dataclasses.replace(
+        source, journey=dataclasses.replace(source.journey, merged_into=person_id), others={}, conversions={}
+    )
+    return journey, _messages(person_id, item, outputs, config, snapshot, state, {})
 
 
 def _known(conversion_id: str | None, state: PersonState, stored: dict[str, Stored]) -> bool:

@@ -8,6 +8,7 @@ script can write all of them atomically in Redis Cluster):
     ts:{p:ID}:out            hash    offset -> that event's outputs (last 64; re-emitted on replay)
     ts:{p:ID}:conv:<cid>     string  conversion <cid>: its attribution value and revenue total
     ts:cid:<cid>             string  the person of conversion <cid> (routes revenue without a person id)
+    ts:id:<anonymous_id>     string  the customer an anonymous id was identified as (first wins)
     ts:{agg:P}:open          zset    persons of partition P with an open session, by last interaction ts
     ts:{agg:P}:active        zset    persons of partition P with a journey, by last event ts (expiry)
     ts:{agg:P}:paths         hash    path counts the data-driven models learn from (paths.lua)
@@ -47,6 +48,10 @@ SNAPSHOT_ID, SNAPSHOT = "ts:{models}:id", "ts:{models}:current"
 
 def key(person_id: str, name: str) -> str:
     return f"ts:{{p:{person_id}}}:{name}"
+
+
+def identity_key(anonymous_id: str) -> str:
+    return f"ts:id:{anonymous_id}"
 
 
 def conversion_index_key(conversion_id: str) -> str:
@@ -110,24 +115,54 @@ class JourneyStore:
         self._snapshot = redis.register_script(SNAPSHOT_LUA)
 
     async def load(
-        self, person_ids: Sequence[str], conversions: Mapping[str, Sequence[str]] | None = None
+        self,
+        person_ids: Sequence[str],
+        conversions: Mapping[str, Sequence[str]] | None = None,
+        others: Mapping[str, Sequence[str]] | None = None,
     ) -> dict[str, PersonState]:
-        """Every person's journey and fence, and the stored conversions named in
-        `conversions` (person -> conversion ids, for revenue events), in one round trip."""
-        conversions = conversions or {}
+        """Every person's journey and fence, the stored conversions named in `conversions`
+        (person -> conversion ids, for conversion and revenue events) and the anonymous
+        persons named in `others` (person -> anonymous ids its identify events merge), in
+        one round trip."""
+        conversions, others = conversions or {}, others or {}
         pipe = self.redis.pipeline(transaction=False)
         for pid in person_ids:
-            pipe.get(key(pid, "journey"))
-            pipe.hgetall(key(pid, "fence"))
+            for who in (pid, *others.get(pid, ())):
+                pipe.get(key(who, "journey"))
+                pipe.hgetall(key(who, "fence"))
             for cid in conversions.get(pid, ()):
                 pipe.get(key(pid, f"conv:{cid}"))
         replies = iter(await pipe.execute())
         states = {}
         for pid in person_ids:
             journey, fence = journeys.loads(next(replies)), _fence(next(replies))
+            anonymous = {
+                anon: PersonState(journeys.loads(next(replies)), _fence(next(replies)))
+                for anon in others.get(pid, ())
+            }
             stored = {cid: raw for cid in conversions.get(pid, ()) if (raw := next(replies)) is not None}
-            states[pid] = PersonState(journey, fence, stored)
+            states[pid] = PersonState(journey, fence, stored, anonymous)
         return states
+
+    async def claim_identities(self, pairs: Sequence[tuple[str, str]]) -> list[str]:
+        """Map each (anonymous id, customer) unless the anonymous id is mapped already (first
+        mapping wins); returns, per pair, the customer the anonymous id is mapped to."""
+        pipe = self.redis.pipeline(transaction=False)
+        for anon, customer in pairs:
+            pipe.set(identity_key(anon), customer, nx=True, get=True, px=self.ttls.conversion_ms)
+        replies = await pipe.execute() if pairs else []
+        return [
+            c if previous is None else previous.decode()
+            for (_a, c), previous in zip(pairs, replies, strict=True)
+        ]
+
+    async def identities(self, anonymous_ids: Sequence[str]) -> dict[str, str]:
+        """anonymous id -> customer, for those identified."""
+        pipe = self.redis.pipeline(transaction=False)
+        for anon in anonymous_ids:
+            pipe.get(identity_key(anon))
+        replies = await pipe.execute() if anonymous_ids else []
+        return {a: c.decode() for a, c in zip(anonymous_ids, replies, strict=True) if c is not None}
 
     async def conversion_owners(self, conversion_ids: Sequence[str]) -> dict[str, str]:
         """conversion id -> the person it belongs to, for those known (revenue routing)."""
@@ -140,15 +175,29 @@ class JourneyStore:
         }
 
     async def save(self, results: Mapping[str, StepResult], partitions: Mapping[str, int]) -> set[str]:
-        """Write every changed person in one pipeline; returns the persons refused (stale version)."""
+        """Write every changed person in one pipeline; returns the persons refused (stale version).
+
+        Anonymous persons merged by identify events are tombstoned first, in a pipeline of
+        their own; a person whose tombstone is refused is refused too (and redone)."""
+        refused_first = await self._tombstone(results)
         pipe = self.redis.pipeline(transaction=False)
-        written = [pid for pid, r in results.items() if r.changed]
+        written = [pid for pid, r in results.items() if r.changed and pid not in refused_first]
         for pid in written:
             await self._queue_apply(pipe, pid, results[pid])
         if not written:
-            return set()
+            return refused_first
         replies = await pipe.execute()
-        return {pid for pid, ok in zip(written, replies, strict=False) if not ok}
+        return refused_first | {pid for pid, ok in zip(written, replies, strict=False) if not ok}
+
+    async def _tombstone(self, results: Mapping[str, StepResult]) -> set[str]:
+        owners = [(pid, anon, state) for pid, r in results.items() for anon, state in r.tombstones.items()]
+        if not owners:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for _pid, anon, state in owners:
+            await self._queue_apply(pipe, anon, StepResult(state, {}, [], [], 0, True))
+        replies = await pipe.execute()
+        return {pid for (pid, _anon, _state), ok in zip(owners, replies, strict=True) if not ok}
 
     @staticmethod
     def _queue_index(pipe: Any, pid: str, partition: int, journey: journeys.Journey) -> None:

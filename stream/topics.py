@@ -23,6 +23,7 @@ PUBLIC = (
     "attribution.conversions",
     "attribution.credits",
     "attribution.models",
+    "touchpoints.identity_conflicts",
 )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,7 +25,16 @@ from stream.attribution.snapshot import Snapshot
 from stream.events import Limits, Rejection, decode_event, encode_event, validate
 from stream.journey import EXPIRY_SLACK_MS, Rules
 from stream.metrics import Metrics
-from stream.output import CONVERSIONS, PATHS, SESSIONS, Message, dlq_message, dumps, model_messages
+from stream.output import (
+    CONVERSIONS,
+    PATHS,
+    SESSIONS,
+    Message,
+    conflict_message,
+    dlq_message,
+    dumps,
+    model_messages,
+)
 from stream.person import Config, Positioned, StepResult, step
 from stream.records import Event
 from stream.retry import TransientError
@@ -94,9 +103,9 @@ class Ingestor:
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
         now_ms = int(time.time() * 1000)
-        dead: list[Message] = []
+        side: list[Message] = []  # DLQ and identity-conflict records
         futures = []
-        for rec, result in await self._validate(records, now_ms):
+        for rec, result in await self._route(records, now_ms):
             if isinstance(result, Event):
                 self.metrics.events_in.labels(result.type).inc()
                 futures.append(
@@ -109,9 +118,12 @@ class Ingestor:
                         None,
                     )
                 )
+            elif isinstance(result, Conflict):
+                self.metrics.identity_conflicts.inc()
+                side.append(conflict_message(result.event, result.mapped_to))
             else:
                 self.metrics.dlq.labels(result.reason_code).inc()
-                dead.append(
+                side.append(
                     dlq_message(
                         rec.key,
                         rec.value,
@@ -123,34 +135,56 @@ class Ingestor:
                     )
                 )
         await asyncio.gather(*futures)
-        if dead:
-            await self.emitter.emit(dead)
+        if side:
+            await self.emitter.emit(side)
         self.metrics.batch_size.labels("ingest").observe(len(records))
 
-    async def _validate(
+    async def _route(
         self, records: Sequence[RawRecord], now_ms: int
-    ) -> list[tuple[RawRecord, Event | Rejection]]:
-        """Validate; a revenue event without a person id goes to its conversion's person
-        (one Redis round trip for the batch), or is rejected as `unknown_conversion`."""
+    ) -> list[tuple[RawRecord, Event | Rejection | Conflict]]:
+        """Validate, then route to the canonical person (one Redis round trip per kind, per batch):
+        identify claims its anonymous id (first mapping wins, a different one is a `Conflict`);
+        an event with only an anonymous id goes to the customer it was identified as; revenue
+        without a person id goes to its conversion's person (or is `unknown_conversion`)."""
         results = [(rec, validate(rec.value, self.limits, now_ms)) for rec in records]
-        orphans = sorted(
-            {r.conversion_id or "" for _, r in results if isinstance(r, Event) and not r.person_id}
-        )
-        if not orphans:
-            return results
-        owners = await self.store.conversion_owners(orphans)
-        routed: list[tuple[RawRecord, Event | Rejection]] = []
+        events = [r for _, r in results if isinstance(r, Event)]
+        pairs = [(e.anonymous_id or "", e.customer_id or "") for e in events if e.type == "identify"]
+        claimed = iter(await self.store.claim_identities(pairs) if pairs else [])
+        anonymous = sorted({e.anonymous_id for e in events if e.anonymous_id and not e.customer_id})
+        known = await self.store.identities(anonymous) if anonymous else {}
+        orphans = sorted({e.conversion_id or "" for e in events if not e.person_id})
+        owners = await self.store.conversion_owners(orphans) if orphans else {}
+        routed: list[tuple[RawRecord, Event | Rejection | Conflict]] = []
         for rec, r in results:
-            if isinstance(r, Event) and not r.person_id:
-                owner = owners.get(r.conversion_id or "")
-                error = f"revenue for unknown conversion {r.conversion_id!r} (never seen, or past retention)"
-                r = (
-                    dataclasses.replace(r, person_id=owner)
-                    if owner
-                    else Rejection("unknown_conversion", error)
-                )
+            if isinstance(r, Event):
+                r = _routed(r, claimed, known, owners)
             routed.append((rec, r))
         return routed
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """An identify for an anonymous id already mapped to another customer."""
+
+    event: Event
+    mapped_to: str
+
+
+def _routed(
+    event: Event, claimed: Iterator[str], known: dict[str, str], owners: dict[str, str]
+) -> Event | Rejection | Conflict:
+    if event.type == "identify":
+        mapped_to = next(claimed)
+        return event if mapped_to == event.customer_id else Conflict(event, mapped_to)
+    if event.anonymous_id in known and not event.customer_id:
+        return dataclasses.replace(event, person_id=known[event.anonymous_id])
+    if not event.person_id:
+        owner = owners.get(event.conversion_id or "")
+        error = f"revenue for unknown conversion {event.conversion_id!r} (never seen, or past retention)"
+        return (
+            dataclasses.replace(event, person_id=owner) if owner else Rejection("unknown_conversion", error)
+        )
+    return event
 
 
 @dataclass
@@ -235,7 +269,15 @@ class JourneyProcessor:
                 ]
                 for pid in pending
             }
-            states = await self.store.load(pending, {pid: cids for pid, cids in wanted.items() if cids})
+            others = {
+                pid: [p.event.anonymous_id or "" for p in by_person[pid] if p.event.type == "identify"]
+                for pid in pending
+            }
+            states = await self.store.load(
+                pending,
+                {pid: cids for pid, cids in wanted.items() if cids},
+                {pid: anons for pid, anons in others.items() if anons},
+            )
             batch = {pid: step(pid, states[pid], by_person[pid], self.config, snapshot) for pid in pending}
             refused = await self.store.save(batch, partitions)
             self.metrics.refused_writes.inc(len(refused))

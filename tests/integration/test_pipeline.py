@@ -111,6 +111,7 @@ SCHEMAS = {
     "sessions": _schema("session"),
     "dlq": _schema("dlq"),
     "models": _schema("model"),
+    "identity_conflicts": _schema("identity-conflict"),
 }
 
 

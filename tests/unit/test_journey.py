@@ -27,6 +27,7 @@ from stream.journey import (
     close_idle,
     dumps,
     loads,
+    merge,
     sessionise,
 )
 from stream.records import AttributionInput, Event, Touchpoint
@@ -488,3 +489,29 @@ def test_any_arrival_order_within_grace_gives_the_sorted_sessions(raw, rnd):
     rnd.shuffle(arrival)
     journey, _ = fold(arrival, Rules(grace_ms=10**9))
     assert journey.touches == tuple(sessionise(events, TIMEOUT))
+
+
+# --- identity stitching -----------------------------------------------------------------
+
+
+def test_merge_interleaves_the_anonymous_journey_in_time_order_once():
+    """a device browses (email at 0, sms at 120); the customer visits at 60 (display), then
+    the device is identified: the customer's journey holds all three in time order; merging
+    the same anonymous id again changes nothing."""
+    device, _ = fold([click(0), click(120, "sms")])
+    customer, _ = fold([click(60, "display")])
+    merged, outputs = merge(customer, device, "a-1", RULES)
+    assert [t.channel for t in merged.touches] == ["email", "display", "sms"] and outputs == []
+    assert merged.merged == ("a-1",) and merged.last_ts == ts(120)
+    assert merge(merged, device, "a-1", RULES) == (merged, [])
+
+
+def test_merging_touches_into_a_pending_conversion_corrects_it():
+    """the customer converted at 31 on its own touch; a device that browsed at 25 is then
+    identified (within grace): the conversion is re-credited on both, as revision 1."""
+    customer, _ = fold([click(30, "display"), convert(31)])
+    device, _ = fold([click(25, "email", event_id="d")])
+    _, outputs = merge(customer, device, "a-1", RULES)
+    [correction] = outputs
+    assert isinstance(correction, Corrected) and correction.revision == 1
+    assert [t.channel for t in correction.attribution_input.touches] == ["email", "display"]
