@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,9 +12,10 @@ import pytest
 
 from stream.infra import start_redis
 from stream.kafka_io import collect, event_record, produce
-from stream.runner import metric, settings_env
+from stream.runner import metric
 from stream.simulate import generate
 from stream.topics import RAW
+from tests.batch_oracle import oracle_lines
 
 pytestmark = pytest.mark.integration
 
@@ -24,16 +23,7 @@ END_MS = 1_790_000_000_000
 
 
 def oracle(settings, events: list[dict], tmp_path: Path) -> list[bytes]:
-    path = tmp_path / "events.jsonl"
-    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    out = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "attribute", "--events", str(path)],
-        env=settings_env(settings),
-        capture_output=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    return sorted(out.splitlines())
+    return sorted(oracle_lines(settings, events, tmp_path))
 
 
 def wait_for(condition, timeout: float = 60, what: str = "condition") -> None:

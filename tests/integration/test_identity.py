@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 
 import orjson
 import pytest
 
 from stream.kafka_io import event_record, produce
-from stream.runner import metric, settings_env
+from stream.runner import metric
 from stream.topics import RAW
+from tests.batch_oracle import oracle_lines
 from tests.integration.test_pipeline import HOUR, MIN, T0, values
 
 pytestmark = pytest.mark.integration
@@ -103,12 +102,5 @@ def test_anonymous_devices_merge_into_the_customer_exactly_once(
     ]
     assert metric(settings, "touchstream_identity_conflicts_total") == 1
 
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in [*browsing, *later, conflicting]))
-    batch = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "attribute", "--events", str(events)],
-        env=settings_env(settings),
-        capture_output=True,
-        check=True,
-    )
-    assert batch.stdout.splitlines() == [orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)]
+    batch = oracle_lines(settings, [*browsing, *later, conflicting], tmp_path)
+    assert batch == [orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)]

@@ -4,15 +4,13 @@ and issues a correction; a too-late one goes to the DLQ; batch mode agrees."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 
 import orjson
 import pytest
 
 from stream.kafka_io import event_record, produce
-from stream.runner import settings_env
 from stream.topics import RAW
+from tests.batch_oracle import oracle_lines
 from tests.integration.test_pipeline import MIN, T0, convert, touch, values
 
 pytestmark = pytest.mark.integration
@@ -45,12 +43,5 @@ def test_late_touch_corrects_and_too_late_is_rejected(make_settings, start_worke
     dlq = values(settings.kafka_bootstrap_servers, settings.topic("touchpoints.dlq"), count=1)
     assert [(d["reason_code"], orjson.loads(d["raw"])["event_id"]) for d in dlq] == [("too_late", "fay-5")]
 
-    path = tmp_path / "events.jsonl"
-    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    batch = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "attribute", "--events", str(path)],
-        env=settings_env(settings),
-        capture_output=True,
-        check=True,
-    ).stdout.splitlines()
+    batch = oracle_lines(settings, events, tmp_path)
     assert sorted(batch) == sorted(orjson.dumps(d, option=orjson.OPT_SORT_KEYS) for d in out)

@@ -9,8 +9,6 @@ equals the batch's, and a conversion that names a snapshot has that snapshot's s
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,9 +18,9 @@ import orjson
 import pytest
 
 from stream.kafka_io import collect, event_record, produce
-from stream.runner import settings_env
 from stream.simulate import DAY_MS, generate
 from stream.topics import RAW
+from tests.batch_oracle import attribute_cli
 from tests.integration.test_pipeline import values
 
 pytestmark = pytest.mark.integration
@@ -39,13 +37,7 @@ def events_file(tmp_path_factory) -> tuple[list[dict], Path]:
 
 
 def attribute(settings, *args: str) -> bytes:
-    return subprocess.run(
-        [sys.executable, "-m", "stream.cli", "attribute", *args],
-        env=settings_env(settings),
-        capture_output=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    return attribute_cli(settings, *args)
 
 
 def refreshed_model(settings, want: str, timeout: float = 60) -> dict[str, Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -15,9 +13,10 @@ import pytest
 
 from stream.events import REASONS, Limits
 from stream.kafka_io import collect, event_record, produce
-from stream.runner import metric, settings_env
+from stream.runner import metric
 from stream.simulate import generate
 from stream.topics import RAW
+from tests.batch_oracle import oracle_lines
 from tests.reliability.corpus import conflicting_duplicates, hostile
 
 pytestmark = pytest.mark.reliability
@@ -41,16 +40,7 @@ def test_ten_thousand_hostile_values_interleaved_with_good_ones(
     for h in bad:
         records.insert(rng.randrange(len(records) + 1), (h.key, h.value))
     records += [(h.key, h.value) for h in conflicts]
-    good_file = tmp_path / "good.jsonl"
-    good_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in good))
-    expected = sorted(
-        subprocess.run(
-            [sys.executable, "-m", "stream.cli", "attribute", "--events", str(good_file)],
-            env=settings_env(settings),
-            capture_output=True,
-            check=True,
-        ).stdout.splitlines()
-    )
+    expected = sorted(oracle_lines(settings, good, tmp_path))
 
     worker = start_worker(settings)
     bootstrap = settings.kafka_bootstrap_servers
