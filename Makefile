@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration lint services clean
+.PHONY: help install demo test test-unit test-integration lint services bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ lint: install ## ruff
 
 services: install ## start Kafka and Redis locally and print their addresses (Ctrl-C stops)
 	$(BIN)/python -m stream.infra
+
+bench: install ## the benchmark: ceiling, Faust floor, naive baseline, Touchstream on one workload (minutes)
+	$(BIN)/python -m bench.suite
 
 clean: ## remove the virtualenv and caches (the Kafka jar cache in ~/.cache/touchstream stays)
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

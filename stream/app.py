@@ -59,6 +59,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         topic_disable_leader=True,
         broker_credentials=faust_credentials(settings),
         broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
+        broker_commit_interval=settings.commit_interval_ms / 1000,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_ms / 3000),
         stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
         producer_linger_ms=5,
