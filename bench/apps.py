@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
 import faust
 import orjson
@@ -30,6 +32,7 @@ def create_app(kind: str, bootstrap: str, topic: str, group: str, redis_url: str
         topic_disable_leader=True,
         broker_commit_interval=0.2,
         worker_redirect_stdouts=False,
+        datadir=str(Path(tempfile.gettempdir()) / f"touchstream-bench-{group}"),
     )
     raw = app.topic(topic, key_serializer="raw", value_serializer="raw")
     if kind == "floor":

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -64,6 +66,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
         producer_linger_ms=5,
         worker_redirect_stdouts=False,
+        # Faust's table directory: Touchstream keeps no Faust tables, so it only must not
+        # litter the working directory
+        datadir=settings.data_dir or str(Path(tempfile.gettempdir()) / f"touchstream-{settings.app_id}"),
     )
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
     metrics = Metrics.create(registry)

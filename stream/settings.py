@@ -147,6 +147,7 @@ class Settings:
     )
     max_paths: int = _setting(10_000, "Distinct paths counted per partition; the rest fold into (other)", int)
     worker_id: str = _setting("", "Worker id put in output headers (default: host:pid)")
+    data_dir: str = _setting("", "Faust's data directory (default: <tmp>/touchstream-<app id>)")
     log_level: str = _setting("info", "Log level")
 
     def __post_init__(self) -> None:
