@@ -280,7 +280,7 @@ def _settle(journey: Journey, rules: Rules) -> Journey:
     horizon = journey.last_ts - rules.grace_ms
     groups = _groups(list(journey.tail), rules.session_timeout_ms)
     keep = [g for g in groups if g[-1].ts >= horizon - rules.session_timeout_ms]
-    keep = keep[-min(len(keep), len(journey.touches)) :] if keep else []
+    keep = keep[len(keep) - min(len(keep), len(journey.touches)) :]  # never more than the touches
     return dataclasses.replace(
         journey,
         tail=tuple(t for g in keep for t in g),

@@ -515,3 +515,21 @@ def test_merging_touches_into_a_pending_conversion_corrects_it():
     [correction] = outputs
     assert isinstance(correction, Corrected) and correction.revision == 1
     assert [t.channel for t in correction.attribution_input.touches] == ["email", "display"]
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 9), st.sampled_from(["email", "sms", "push"])), min_size=1, max_size=10
+    ),
+    st.randoms(use_true_random=False),
+    st.integers(1, 3),
+)
+def test_the_tail_never_describes_more_sessions_than_the_journey_keeps(raw, rnd, cap):
+    """With a tiny journey cap and any arrival order within grace, the unsettled sessions
+    never outnumber the kept touches, and the cap holds."""
+    events = [click(minute, channel, event_id=f"e{i}") for i, (minute, channel) in enumerate(raw)]
+    rnd.shuffle(events)
+    journey = EMPTY
+    for event in events:
+        journey, _ = apply(journey, event, Rules(journey_cap=cap))
+        assert journey.tail_touches <= len(journey.touches) <= cap
