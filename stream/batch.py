@@ -17,15 +17,14 @@ import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-import orjson
 from aiokafka.partitioner import murmur2
 
 from stream.attribution import MODELS, markov, shapley
-from stream.attribution.paths import PathCount, format_path, parse_path
+from stream.attribution.paths import PathCount, parse_path
 from stream.attribution.snapshot import VALUE_SCALE, Snapshot
 from stream.events import Limits, Rejection, decode_event, validate
 from stream.journey import EXPIRY_SLACK_MS
-from stream.output import CONVERSIONS, PATHS, PERSONS
+from stream.output import CONVERSIONS, PATHS, PERSONS, read_path_message
 from stream.person import Config, PersonState, Positioned, step
 from stream.records import AttributionInput, Event, ModelParams, Touchpoint
 
@@ -174,12 +173,10 @@ class EventReplay:
                 elif m.topic == CONVERSIONS:
                     yield m.value
                 elif m.topic == PATHS:
-                    doc = orjson.loads(m.value)
-                    partition = self.paths.setdefault(self.partition(pid), {})
-                    counts = partition.setdefault(format_path(doc["path"]), [0, 0, 0])
-                    counts[0] += doc["conversions"]
-                    counts[1] += doc["value_micros"]
-                    counts[2] += doc["nulls"]
+                    path, *increments = read_path_message(m.value)
+                    counts = self.paths.setdefault(self.partition(pid), {}).setdefault(path, [0, 0, 0])
+                    for i, amount in enumerate(increments):
+                        counts[i] += amount
 
 
 # -- aggregated paths ---------------------------------------------------------------

@@ -395,16 +395,8 @@ def sessionise(interactions: Iterable[Event], session_timeout_ms: int) -> list[T
     Sorted by event time (stable, so equal timestamps keep arrival order); a
     new session starts after a gap over the timeout or on a new touch key.
     """
-    touches: list[Touchpoint] = []
-    previous_ts: int | None = None
-    for event in sorted(interactions, key=lambda e: e.ts):
-        gap_ok = previous_ts is not None and event.ts - previous_ts <= session_timeout_ms
-        if touches and gap_ok and touch_key(event) == touch_key(touches[-1]):
-            touches[-1] = dataclasses.replace(touches[-1], cost=touches[-1].cost + event.cost)
-        else:
-            touches.append(touch_from(event))
-        previous_ts = event.ts
-    return touches
+    ordered = [touch_from(e) for e in sorted(interactions, key=lambda e: e.ts)]
+    return [_session_touch(group) for group in _groups(ordered, session_timeout_ms)]
 
 
 # -- compact storage form ---------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from stream.attribution import attribute
+from stream.attribution.paths import format_path
 from stream.attribution.snapshot import VALUE_SCALE, Snapshot, data_driven_shares
 from stream.journey import Converted, SessionClosed
 from stream.records import Event, ModelParams, Touchpoint
@@ -194,6 +195,12 @@ def path_message(channels: Sequence[str], conversions: int, value: float, nulls:
         "nulls": nulls,
     }
     return Message(PATHS, None, dumps(doc))
+
+
+def read_path_message(value: bytes) -> tuple[str, int, int, int]:
+    """A `path_message`'s (path text, conversions, value_micros, nulls)."""
+    doc = orjson.loads(value)
+    return format_path(doc["path"]), doc["conversions"], doc["value_micros"], doc["nulls"]
 
 
 def session_message(person_id: str, closed: SessionClosed) -> Message:

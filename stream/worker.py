@@ -17,10 +17,8 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
 from stream.attribution import snapshot as snapshots
-from stream.attribution.paths import format_path, seen
+from stream.attribution.paths import seen
 from stream.attribution.snapshot import Snapshot
 from stream.events import Limits, Rejection, decode_event, encode_event, validate
 from stream.journey import EXPIRY_SLACK_MS, Rules
@@ -34,6 +32,7 @@ from stream.output import (
     dlq_message,
     dumps,
     model_messages,
+    read_path_message,
 )
 from stream.person import Config, Positioned, StepResult, step
 from stream.records import Event
@@ -323,16 +322,7 @@ def _partition_batches(
         for offset, messages in outbox.items():
             for msg in messages:
                 if msg.topic == PATHS:
-                    doc = orjson.loads(msg.value)
-                    increments[partitions[pid]].append(
-                        PathIncrement(
-                            offset,
-                            format_path(doc["path"]),
-                            doc["conversions"],
-                            doc["value_micros"],
-                            doc["nulls"],
-                        )
-                    )
+                    increments[partitions[pid]].append(PathIncrement(offset, *read_path_message(msg.value)))
     return {
         p: PartitionBatch(last[p], max_ts.get(p, 0), sorted(incs, key=lambda i: i.offset))
         for p, incs in increments.items()
