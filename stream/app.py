@@ -1,6 +1,6 @@
 """The Faust app, built by a factory from one `Settings` (no import-time app).
 
-Agents:
+Batch handlers (fed whole fetched batches by stream/consumer.py, not by Faust agents):
     ingest    touchpoints.raw --validate--> <app>-touchpoints.persons (keyed by person) | touchpoints.dlq
     journeys  <app>-touchpoints.persons --load / step / fenced store--> attribution.*, touchpoints.sessions
     timers    sweep: ask due persons of the owned partitions to close idle sessions / expire journeys
@@ -14,27 +14,27 @@ import socket
 import tempfile
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-import faust
 import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
-from mode import CrashingSupervisor
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from stream.attribution.snapshot import Snapshot
+from stream.consumer import BatchApp
+from stream.emitter import Emitter
 from stream.events import Limits
 from stream.metrics import Metrics
 from stream.output import PERSONS
 from stream.person import Config
+from stream.records import RawRecord
 from stream.retry import Backoff, retrying
 from stream.security import faust_credentials
 from stream.settings import Settings
 from stream.store import JourneyStore, Ttls
 from stream.topics import RAW, persons_topic
-from stream.worker import Emitter, Ingestor, JourneyProcessor, ModelKeeper, RawRecord, Sweeper
+from stream.worker import Ingestor, JourneyProcessor, ModelKeeper, Sweeper
 
 
 def topic_name(settings: Settings, logical: str) -> str:
@@ -42,15 +42,10 @@ def topic_name(settings: Settings, logical: str) -> str:
     return persons_topic(settings) if logical == PERSONS else settings.topic(logical)
 
 
-def _record(event: Any) -> RawRecord:
-    msg = event.message
-    return RawRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value, msg.timestamp)
-
-
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> BatchApp:
     """Build the Faust app with both agents, the idle-session timer and `/metrics`."""
     registry = registry or CollectorRegistry()
-    app = faust.App(
+    app = BatchApp(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
         web_port=settings.web_port,
@@ -63,8 +58,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
         broker_commit_interval=settings.commit_interval_ms / 1000,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_ms / 3000),
-        stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
+        broker_max_poll_records=settings.batch_size,
         producer_linger_ms=5,
+        producer_max_batch_size=512 * 1024,  # Emitter sends a batch per partition
         worker_redirect_stdouts=False,
         # Faust's table directory: Touchstream keeps no Faust tables, so it only must not
         # litter the working directory
@@ -74,20 +70,19 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     metrics = Metrics.create(registry)
     config = Config.from_settings(settings)
     worker_id = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
-    within = settings.batch_within_ms / 1000
     raw = app.topic(settings.topic(RAW), key_serializer="raw", value_serializer="raw")
     persons = app.topic(persons_topic(settings), key_serializer="raw", value_serializer="raw")
-    emitter = Emitter(lambda: app.producer, partial(topic_name, settings), worker_id)
+    emitter = Emitter(lambda: app.producer._ensure_producer(), partial(topic_name, settings), worker_id)
     store = JourneyStore(
         Redis.from_url(settings.redis_url),
         Ttls(config.rules.longest + 86_400_000, settings.conversion_ttl_ms, settings.outbox_ttl_ms),
         settings.max_paths,
     )
     limits = Limits(settings.max_value_bytes, settings.max_context_bytes, settings.max_future_skew_ms)
-    ingestor = Ingestor(emitter, persons.get_topic_name(), limits, metrics, store)
+    ingestor = Ingestor(emitter, limits, metrics, store)
     models = ModelKeeper(store, emitter, settings.partitions, settings.markov_order)
     processor = JourneyProcessor(store, emitter, config, metrics, models)
-    sweeper = Sweeper(store, lambda: app.producer, persons.get_topic_name(), config.rules)
+    sweeper = Sweeper(store, emitter, config.rules)
 
     @app.task
     async def load_model_snapshot() -> None:
@@ -107,19 +102,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     backoff = Backoff()
 
-    # A failure that is not transient is a bug: crash the worker (it restarts from the
-    # committed offsets) rather than let Faust restart one agent past unacked events.
-    @app.agent(raw, name="ingest", supervisor_strategy=CrashingSupervisor)
-    async def ingest(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within):
-            batch = [_record(e) for e in events]
-            await retrying(partial(ingestor.handle, batch), "ingest", backoff, metrics)
+    # Both handlers get whole fetched batches (stream/consumer.py); a failure that is not
+    # transient is a bug and crashes the worker, which restarts from the committed offsets.
+    @app.batch_handler(raw)
+    async def ingest(batch: list[RawRecord]) -> None:
+        await retrying(partial(ingestor.handle, batch), "ingest", backoff, metrics)
 
-    @app.agent(persons, name="journeys", supervisor_strategy=CrashingSupervisor)
-    async def journeys(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within):
-            batch = [_record(e) for e in events]
-            await retrying(partial(processor.handle, batch), "journeys", backoff, metrics)
+    @app.batch_handler(persons)
+    async def journeys(batch: list[RawRecord]) -> None:
+        await retrying(partial(processor.handle, batch), "journeys", backoff, metrics)
 
     @app.timer(settings.sweep_interval_ms / 1000)
     async def sweep() -> None:

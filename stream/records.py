@@ -91,3 +91,15 @@ class ModelParams:
 
     position_weights: tuple[float, float, float] = (0.4, 0.2, 0.4)
     half_life_ms: int = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """What the shells need of a Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float  # seconds

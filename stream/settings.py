@@ -109,11 +109,12 @@ class Settings:
     )
     web_host: str = _setting("127.0.0.1", "Worker web server bind address (/metrics)")
     web_port: int = _setting(6066, "Worker web server port (/metrics)", int)
-    batch_size: int = _setting(500, "Max events per processing batch", int)
+    batch_size: int = _setting(
+        1000, "Max records per Kafka fetch; each topic's share is processed as one batch", int
+    )
     commit_interval_ms: int = _setting(
         2800, "How often consumed offsets are committed to Kafka", _duration_ms
     )
-    batch_within_ms: int = _setting(50, "Max wait to fill a batch", _duration_ms)
     session_timeout_ms: int = _setting(
         30 * MINUTE_MS, "Inactivity gap that starts a new session", _duration_ms
     )

@@ -13,19 +13,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from stream.attribution import snapshot as snapshots
 from stream.attribution.paths import seen
 from stream.attribution.snapshot import Snapshot
+from stream.emitter import Emitter
 from stream.events import Limits, Rejection, decode_event, encode_event, validate
 from stream.journey import EXPIRY_SLACK_MS, Rules
 from stream.metrics import Metrics
 from stream.output import (
     CONVERSIONS,
     PATHS,
+    PERSONS,
     SESSIONS,
     Message,
     conflict_message,
@@ -35,7 +36,7 @@ from stream.output import (
     read_path_message,
 )
 from stream.person import Config, Positioned, StepResult, step
-from stream.records import Event
+from stream.records import Event, RawRecord
 from stream.retry import TransientError
 from stream.store import JourneyStore, PartitionBatch, PathIncrement
 
@@ -43,79 +44,24 @@ MAX_WRITE_ATTEMPTS = 10
 CONTROL = ("close_idle", "expire")  # the sweeper's events: not producer data, no watermark
 
 
-class Producer(Protocol):
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-    ) -> Awaitable[Any]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """What the shells need of a Kafka record (Faust's `Message` has these attributes)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: float  # seconds
-
-
-class Emitter:
-    """Produces `Message`s to their public topics and waits for every delivery."""
-
-    def __init__(
-        self, producer: Callable[[], Producer], topic_name: Callable[[str], str], worker_id: str
-    ) -> None:
-        self._producer = producer
-        self.topic_name = topic_name
-        self.worker_id = worker_id.encode()
-
-    async def emit(self, messages: Sequence[Message], timestamp: float | None = None) -> None:
-        headers = [("worker", self.worker_id), ("emitted_at_ms", str(int(time.time() * 1000)).encode())]
-        futures = [
-            await self.producer.send(self.topic_name(m.topic), m.key, m.value, None, timestamp, headers)
-            for m in messages
-        ]
-        await asyncio.gather(*futures)
-
-    @property
-    def producer(self) -> Producer:
-        return self._producer()
-
-
 @dataclass
 class Ingestor:
     """Validates `touchpoints.raw` and re-keys valid events by person."""
 
     emitter: Emitter
-    persons_topic: str
     limits: Limits
     metrics: Metrics
     store: JourneyStore
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
         now_ms = int(time.time() * 1000)
+        routed: list[tuple[Message, float | None]] = []  # person-keyed copies, raw timestamps
         side: list[Message] = []  # DLQ and identity-conflict records
-        futures = []
         for rec, result in await self._route(records, now_ms):
             if isinstance(result, Event):
                 self.metrics.events_in.labels(result.type).inc()
-                futures.append(
-                    await self.emitter.producer.send(
-                        self.persons_topic,
-                        result.person_id.encode(),
-                        encode_event(result),
-                        None,
-                        rec.timestamp,
-                        None,
-                    )
+                routed.append(
+                    (Message(PERSONS, result.person_id.encode(), encode_event(result)), rec.timestamp)
                 )
             elif isinstance(result, Conflict):
                 self.metrics.identity_conflicts.inc()
@@ -133,9 +79,7 @@ class Ingestor:
                         rec.offset,
                     )
                 )
-        await asyncio.gather(*futures)
-        if side:
-            await self.emitter.emit(side)
+        await self.emitter.emit_stamped(routed + [(m, None) for m in side])
         self.metrics.batch_size.labels("ingest").observe(len(records))
 
     async def _route(
@@ -341,8 +285,7 @@ class Sweeper:
     """
 
     store: JourneyStore
-    producer: Callable[[], Producer]
-    persons_topic: str
+    emitter: Emitter
     rules: Rules
     requested: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -360,7 +303,7 @@ class Sweeper:
                     due.append(("expire", pid, last, watermark))
         # what was asked for is not asked again for a minute (the agent may be behind)
         self.requested = {k: t for k, t in self.requested.items() if now_ms - t <= 60_000}
-        futures = []
+        requests = []
         for kind, pid, last, ts in due:
             if (kind, pid) in self.requested:
                 continue
@@ -369,10 +312,6 @@ class Sweeper:
             # is never mistaken for a duplicate of an earlier request
             event_id = f"{kind}:{pid}:{last}:{ts}"
             event = Event(event_id=event_id, type=kind, ts=ts, person_id=pid)  # type: ignore[arg-type]
-            futures.append(
-                await self.producer().send(
-                    self.persons_topic, pid.encode(), encode_event(event), None, None, None
-                )
-            )
-        await asyncio.gather(*futures)
-        return len(futures)
+            requests.append(Message(PERSONS, pid.encode(), encode_event(event)))
+        await self.emitter.emit(requests)
+        return len(requests)

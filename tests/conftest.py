@@ -46,7 +46,6 @@ def make_settings(services: tuple[str, str]) -> Callable[..., Settings]:
             "topic_prefix": f"t{run}.",
             "partitions": 4,
             "web_port": free_port(),
-            "batch_within_ms": 20,
             "log_level": "info",  # readiness is read from the "Worker ready" line
         }
         values.update(overrides)

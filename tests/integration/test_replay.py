@@ -16,9 +16,9 @@ from stream.events import encode_event
 from stream.metrics import Metrics
 from stream.output import CONVERSIONS, Message
 from stream.person import Config
-from stream.records import Event
+from stream.records import Event, RawRecord
 from stream.store import JourneyStore, Ttls, partition_key
-from stream.worker import JourneyProcessor, RawRecord
+from stream.worker import JourneyProcessor
 
 pytestmark = pytest.mark.integration
 

@@ -48,7 +48,7 @@ def test_durations(text, ms):
 
 def test_every_duration_field_parses_durations():
     s = settings(
-        BATCH_WITHIN_MS="250ms",
+        SESSION_TIMEOUT_MS="45m",
         LOOKBACK_MS="30d",
         CONVERSION_TTL_MS="1d",
         OUTBOX_TTL_MS="2d",
@@ -57,14 +57,14 @@ def test_every_duration_field_parses_durations():
         HALF_LIFE_MS="3d",
     )
     assert (
-        s.batch_within_ms,
+        s.session_timeout_ms,
         s.lookback_ms,
         s.conversion_ttl_ms,
         s.outbox_ttl_ms,
         s.sweep_interval_ms,
         s.max_future_skew_ms,
         s.half_life_ms,
-    ) == (250, 30 * DAY, DAY, 2 * DAY, 5000, 3600_000, 3 * DAY)
+    ) == (45 * 60_000, 30 * DAY, DAY, 2 * DAY, 5000, 3600_000, 3 * DAY)
 
 
 def test_integers_and_text():

@@ -1,0 +1,182 @@
+"""Batch delivery: Faust's aiokafka consumer, handing whole fetched batches to the handlers.
+
+Faust delivers one record at a time: its fetch loop awaits `wait_first(callback(message),
+suspend_flow.wait())` per record (two tasks and an `asyncio.wait` each), then the record
+goes through the conductor, a channel queue and the stream iterator before an agent sees
+it. Touchstream's handlers work on batches anyway, so that per-record machinery was most
+of the worker's time (bench/suite.py: an *empty* Faust agent tops out well below what one
+Touchstream batch costs per event).
+
+`BatchConsumer` keeps everything else of Faust's consumer — group membership, rebalancing,
+flow control, offset tracking, gaps, commits — and replaces only the fetch loop: each
+fetched record map is split by topic into `RawRecord` lists and queued to one task per
+topic, which awaits its handler and then acks every offset of the batch (so Faust commits
+them). The handlers of different topics run concurrently; one topic's batches run in
+fetch order, so each partition is processed in offset order.
+
+Rebalancing keeps Faust's contract: a batch counts as unacked from the moment it is queued
+(so `wait_empty` at revocation waits for it), and queued batches of an older consumer
+generation, or queued while the flow is suspended, are dropped without acking — they are
+fetched again from the committed offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from mode.utils.futures import notify
+
+from stream.records import RawRecord
+
+BatchHandler = Callable[[list[RawRecord]], Awaitable[None]]
+QUEUED_BATCHES = 2  # per topic: the fetch loop runs at most this far ahead of a handler
+
+
+class InFlight:
+    """Stands for a queued batch in Faust's set of unacked messages (`wait_empty` waits on it)."""
+
+    __slots__ = ("__weakref__", "acked", "refcount")
+
+    def __init__(self) -> None:
+        self.acked = False
+        self.refcount = 1
+
+
+@dataclass
+class Batch:
+    records: list[RawRecord]
+    generation: int
+    offsets: dict[TP, list[int]] = field(default_factory=dict)
+    in_flight: InFlight = field(default_factory=InFlight)
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with batch delivery to `app.batch_handlers` (topic → handler)."""
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # Faust's fetch loop, replaced
+        handlers: Mapping[str, BatchHandler] = self.app.batch_handlers  # type: ignore[attr-defined]
+        queues = {topic: asyncio.Queue[Batch](QUEUED_BATCHES) for topic in handlers}
+        tasks = [asyncio.create_task(self._deliver(handlers[t], q)) for t, q in queues.items()]
+        try:
+            while not (self._stopped.is_set() or fetcher._stopped.is_set()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                records, active = await self._wait_next_records(1.0)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+                await asyncio.sleep(0)  # getmany may return at once, again and again
+                for task in tasks:
+                    if task.done():
+                        task.result()  # a handler failed for good: raise it here
+                if not records or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    await self.perform_seek()  # what Faust's getmany does: refetch later
+                    continue
+                for topic, batch in self._split(records, active).items():
+                    self._unacked_messages.add(batch.in_flight)  # type: ignore[arg-type]
+                    await queues[topic].put(batch)
+        except self.consumer_stopped_errors:
+            if not self.transport.app.should_stop:
+                raise
+        finally:
+            for task in tasks:
+                task.cancel()
+            for queue in queues.values():
+                while not queue.empty():
+                    self._drop(queue.get_nowait())
+
+    def _split(self, records: Mapping[TP, list[Any]], active: set[TP] | None) -> dict[str, Batch]:
+        """The fetched records of each topic, as one batch, skipping what was already read."""
+        generation = self.app.consumer_generation_id
+        batches: dict[str, Batch] = {}
+        for tp, recs in records.items():
+            if active is not None and tp not in active and tp not in self._buffered_partitions:
+                continue
+            read = self._read_offset[tp]
+            fresh = [r for r in recs if read is None or r.offset >= read]
+            if not fresh:
+                continue
+            if read is not None and fresh[0].offset - read > 1:  # a gap (compaction, markers)
+                self._add_gap_now(tp, read + 1, fresh[0].offset)
+            self._read_offset[tp] = fresh[-1].offset
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            batch = batches.setdefault(tp.topic, Batch([], generation))
+            batch.offsets[tp] = [r.offset for r in fresh]
+            batch.records.extend(
+                RawRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000) for r in fresh
+            )
+        return batches
+
+    def _add_gap_now(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        committed = self._committed_offset[tp]
+        if committed is not None:
+            offset_from = max(offset_from, committed + 1)
+        if offset_from <= offset_to:
+            gap = self._gap[tp]
+            gap.addi(offset_from, offset_to + 1)
+            gap.merge_overlaps()
+
+    async def _deliver(self, handler: BatchHandler, queue: asyncio.Queue[Batch]) -> None:
+        while True:
+            batch = await queue.get()
+            if batch.generation != self.app.consumer_generation_id or not self.flow_active:
+                self._drop(batch)  # a rebalance came between fetch and here
+                continue
+            try:
+                await handler(batch.records)
+            except BaseException:
+                self._drop(batch)
+                raise
+            self._ack(batch)
+
+    def _ack(self, batch: Batch) -> None:
+        """Every offset of the batch is done: Faust's `ack`, once per partition instead of per record."""
+        for tp, offsets in batch.offsets.items():
+            committed = self._committed_offset[tp]
+            if committed is not None:
+                offsets = [o for o in offsets if o >= committed]
+            index = self._acked_index[tp]
+            new = [o for o in offsets if o not in index]
+            index.update(new)
+            self._acked[tp].extend(new)
+            self._n_acked += len(new)
+        self._drop(batch)
+
+    def _drop(self, batch: Batch) -> None:
+        batch.in_flight.acked = True
+        self._unacked_messages.discard(batch.in_flight)  # type: ignore[arg-type]
+        notify(self._waiting_for_ack)
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    Consumer = BatchConsumer
+
+
+class BatchApp(faust.App):
+    """A Faust app whose consumer delivers batches to `batch_handlers` instead of to agents."""
+
+    batch_handlers: dict[str, BatchHandler]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_handlers = {}
+
+    def batch_handler(self, topic: faust.TopicT) -> Callable[[BatchHandler], BatchHandler]:
+        """Decorator: deliver `topic`'s records to the function in fetched batches."""
+
+        def register(handler: BatchHandler) -> BatchHandler:
+            for name in topic.topics:
+                self.batch_handlers[name] = handler
+            self.topics.add(topic)  # the conductor subscribes the consumer to it
+            return handler
+
+        return register
+
+    def _new_transport(self) -> Any:
+        return BatchTransport(self.conf.broker_consumer, self)
