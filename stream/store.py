@@ -3,8 +3,9 @@
 Key layout (every key of a person shares the hash tag `{p:<id>}`, so one Lua
 script can write all of them atomically in Redis Cluster):
 
-    ts:{p:ID}:journey        string  compact journey (stream.journey.dumps)
-    ts:{p:ID}:fence          hash    v version, <topic>:<partition> offset, ids [event id, digest]
+    ts:{p:ID}:state          string  write version (12 digits), then zlib of the compact journey
+                                     (stream.journey.dumps), the last offset per <topic>:<partition>
+                                     and the recent [event id, digest] pairs: one GET loads a person
     ts:{p:ID}:out            hash    offset -> that event's outputs (last 64; re-emitted on replay)
     ts:{p:ID}:conv:<cid>     string  conversion <cid>: its attribution value and revenue total
     ts:cid:<cid>             string  the person of conversion <cid> (routes revenue without a person id)
@@ -16,8 +17,8 @@ script can write all of them atomically in Redis Cluster):
     ts:{agg:P}:watermark     string  max event ts applied on partition P (the sweeper expires by it)
     ts:{models}:id / :current        the current data-driven model snapshot
 
-A batch costs two round trips: one pipeline loading every person, one
-pipeline of per-person `apply.lua` calls. The script refuses a write whose
+A batch costs two round trips: one pipeline loading every person (one GET
+each), one pipeline of per-person `apply.lua` calls. The script refuses a write whose
 expected version is stale (another writer got there first: a sweeper, or a
 worker that owned the partition before a rebalance); the caller reloads
 and recomputes that person.
@@ -25,6 +26,7 @@ and recomputes that person.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -90,12 +92,23 @@ class Ttls:
     paths_ms: int = 400 * 24 * 3600 * 1000
 
 
-def _fence(raw: Mapping[bytes, bytes]) -> Fence:
+VERSION_DIGITS = 12  # apply.lua reads the version off the value's first bytes (GETRANGE)
+
+
+def encode_state(state: PersonState, version: int) -> bytes:
+    """A person's journey and fence as one value, stamped with `version`."""
+    fence = orjson.dumps([state.fence.offsets, state.fence.recent])
+    payload = zlib.compress(journeys.dumps(state.journey) + b"\n" + fence, 1)
+    return b"%0*d" % (VERSION_DIGITS, version) + payload
+
+
+def decode_state(raw: bytes | None) -> PersonState:
     if not raw:
-        return Fence()
-    offsets = {k.decode(): int(v) for k, v in raw.items() if k not in (b"v", b"ids")}
-    recent = tuple((event_id, digest) for event_id, digest in orjson.loads(raw.get(b"ids", b"[]")))
-    return Fence(int(raw.get(b"v", 0)), offsets, recent)
+        return PersonState()
+    journey, _, fence = zlib.decompress(raw[VERSION_DIGITS:]).partition(b"\n")
+    offsets, recent = orjson.loads(fence)
+    version = int(raw[:VERSION_DIGITS])
+    return PersonState(journeys.loads(journey), Fence(version, offsets, tuple(map(tuple, recent))))
 
 
 def _messages(entries: Iterable[Sequence[str]]) -> list[Message]:
@@ -128,20 +141,16 @@ class JourneyStore:
         pipe = self.redis.pipeline(transaction=False)
         for pid in person_ids:
             for who in (pid, *others.get(pid, ())):
-                pipe.get(key(who, "journey"))
-                pipe.hgetall(key(who, "fence"))
+                pipe.get(key(who, "state"))
             for cid in conversions.get(pid, ()):
                 pipe.get(key(pid, f"conv:{cid}"))
         replies = iter(await pipe.execute())
         states = {}
         for pid in person_ids:
-            journey, fence = journeys.loads(next(replies)), _fence(next(replies))
-            anonymous = {
-                anon: PersonState(journeys.loads(next(replies)), _fence(next(replies)))
-                for anon in others.get(pid, ())
-            }
+            own = decode_state(next(replies))
+            anonymous = {anon: decode_state(next(replies)) for anon in others.get(pid, ())}
             stored = {cid: raw for cid in conversions.get(pid, ()) if (raw := next(replies)) is not None}
-            states[pid] = PersonState(journey, fence, stored, anonymous)
+            states[pid] = PersonState(own.journey, own.fence, stored, anonymous)
         return states
 
     async def claim_identities(self, pairs: Sequence[tuple[str, str]]) -> list[str]:
@@ -200,20 +209,29 @@ class JourneyStore:
         return {pid for (pid, _anon, _state), ok in zip(owners, replies, strict=True) if not ok}
 
     @staticmethod
-    def _queue_index(pipe: Any, pid: str, partition: int, journey: journeys.Journey) -> None:
-        """Keep the sweeper's indexes: open sessions and live journeys of the partition."""
-        if journey.session_open:
-            pipe.zadd(partition_key(partition, "open"), {pid: journey.session_last_ts})
-        else:
-            pipe.zrem(partition_key(partition, "open"), pid)
-        if journey.last_ts:
-            pipe.zadd(partition_key(partition, "active"), {pid: journey.last_ts})
-        else:
-            pipe.zrem(partition_key(partition, "active"), pid)
+    def _queue_indexes(pipe: Any, persons: Mapping[str, tuple[int, StepResult]]) -> None:
+        """Keep the sweeper's indexes (open sessions and live journeys of each partition):
+        at most one ZADD and one ZREM per index and partition."""
+        adds: dict[str, dict[str, int]] = {}
+        removes: dict[str, list[str]] = {}
+        for pid, (partition, result) in persons.items():
+            journey = result.state.journey
+            for name, score in (
+                ("open", journey.session_open and journey.session_last_ts),
+                ("active", journey.last_ts),
+            ):
+                index = partition_key(partition, name)
+                if score:
+                    adds.setdefault(index, {})[pid] = score
+                else:
+                    removes.setdefault(index, []).append(pid)
+        for index, members in adds.items():
+            pipe.zadd(index, members)
+        for index, pids in removes.items():
+            pipe.zrem(index, *pids)
 
     async def _queue_apply(self, pipe: Any, pid: str, result: StepResult) -> None:
         state = result.state
-        offsets = [x for tp, off in state.fence.offsets.items() for x in (tp, off)]
         outbox = [
             x
             for o, msgs in result.outbox.items()
@@ -224,18 +242,15 @@ class JourneyStore:
                 ),
             )
         ]
-        keys = [key(pid, "journey"), key(pid, "fence"), key(pid, "out")]
+        keys = [key(pid, "state"), key(pid, "out")]
         keys += [key(pid, f"conv:{c.conversion_id}") for c in result.conversions]
         args: list[bytes | str | int] = [
             state.fence.version,
-            journeys.dumps(state.journey),
+            encode_state(state, state.fence.version + 1),
             self.ttls.journey_ms,
-            orjson.dumps(state.fence.recent),
             self.outbox_entries,
             self.ttls.outbox_ms,
             self.ttls.conversion_ms,
-            len(offsets) // 2,
-            *offsets,
             *(c.value for c in result.conversions),
             *outbox,
         ]
@@ -268,8 +283,8 @@ class JourneyStore:
         if not batches and not persons:
             return
         pipe = self.redis.pipeline(transaction=False)
-        for pid, (partition, result) in persons.items():
-            self._queue_index(pipe, pid, partition, result.state.journey)
+        self._queue_indexes(pipe, persons)
+        for pid, (_partition, result) in persons.items():
             for stored in result.conversions:  # where revenue for a conversion goes
                 pipe.set(conversion_index_key(stored.conversion_id), pid, px=self.ttls.conversion_ms)
         for partition, batch in batches.items():

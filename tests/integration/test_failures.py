@@ -9,12 +9,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+import redis as redis_sync
 
 from stream.infra import start_redis
 from stream.kafka_io import collect, event_record, produce
-from stream.runner import metric
+from stream.runner import WorkerProcess, metric
 from stream.simulate import generate
-from stream.topics import RAW
+from stream.store import key
+from stream.topics import RAW, ensure_topics
 from tests.batch_oracle import oracle_lines
 
 pytestmark = pytest.mark.integration
@@ -87,3 +89,29 @@ def test_sigterm_commits_what_was_applied_and_exits_in_time(make_settings, start
     time.sleep(3)
     assert metric(settings, "touchstream_replayed_events_total") == 0
     assert metric(settings, 'touchstream_batch_size_sum{agent="journeys"}') == 0
+
+
+def test_a_bug_crashes_the_worker_and_its_batch_is_processed_after_the_fix(make_settings, tmp_path) -> None:
+    """A failure that is not transient (here: a person's Redis key of the wrong type) stops the
+    worker with a non-zero exit instead of skipping the batch; once fixed, a new worker
+    processes everything from the committed offsets."""
+    settings = make_settings(model_refresh_ms=3_600_000)
+    asyncio.run(ensure_topics(settings))
+    events = list(generate(30, seed=8, end_ms=END_MS))
+    broken = key(events[0]["customer_id"], "state")
+    client = redis_sync.Redis.from_url(settings.redis_url)
+    client.rpush(broken, "not a person state")
+    worker = WorkerProcess(settings, tmp_path / "broken.log").start()
+    bootstrap = settings.kafka_bootstrap_servers
+    asyncio.run(produce(bootstrap, settings.topic(RAW), [event_record(e) for e in events]))
+    assert worker.proc is not None
+    assert worker.proc.wait(60) != 0
+    assert "WRONGTYPE" in worker.output()
+    client.delete(broken)
+    fixed = WorkerProcess(settings, tmp_path / "fixed.log").start()
+    try:
+        conversions = sum(e["type"] == "conversion" for e in events)
+        out = asyncio.run(collect(bootstrap, settings.topic("attribution.conversions"), count=conversions))
+        assert sorted({m.value for m in out}) == oracle(settings, events, tmp_path)
+    finally:
+        fixed.stop()

@@ -22,7 +22,6 @@ import orjson
 import pytest
 import redis
 
-from stream import journey as journeys
 from stream.batch import EventReplay
 from stream.events import Limits
 from stream.infra import KafkaBroker, RedisServer, start_kafka, start_redis
@@ -31,7 +30,7 @@ from stream.person import Config
 from stream.runner import WorkerProcess, metric
 from stream.settings import Settings
 from stream.simulate import DAY_MS, generate
-from stream.store import key, partition_key
+from stream.store import decode_state, key, partition_key
 from stream.topics import RAW, ensure_topics
 from tests.conftest import free_port
 
@@ -64,9 +63,9 @@ def mismatches(settings: Settings, expected: Oracle, seen: list) -> dict[str, in
     for msg in seen:
         by_id.setdefault(orjson.loads(msg.value)["attribution_id"], set()).add(msg.value)
     pids = list(expected.replay.states)
-    stored = client.mget([key(pid, "journey") for pid in pids])
+    stored = client.mget([key(pid, "state") for pid in pids])
     journeys_off = sum(
-        journeys.loads(raw) != expected.replay.states[pid].journey
+        decode_state(raw).journey != expected.replay.states[pid].journey
         for pid, raw in zip(pids, stored, strict=True)
     )
     paths_off = 0
@@ -133,7 +132,6 @@ def settings_for(broker: KafkaBroker, store: RedisServer, **overrides) -> Settin
         topic_prefix=f"c{run}.",
         partitions=PARTITIONS,
         batch_size=200,
-        batch_within_ms=50,
         lookback_ms=30 * DAY_MS,
         sweep_interval_ms=1000,
         model_refresh_ms=3_600_000,
