@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import os
 import random
 import subprocess
 import sys
@@ -31,15 +33,19 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from redis import Redis
 
+from bench.measure import cpu_seconds, percentile, person_memory, redis_cpu_seconds
 from stream.infra import local_services
-from stream.kafka_io import event_record, produce
+from stream.kafka_io import Record, event_record, produce
 from stream.runner import WorkerProcess
 from stream.settings import Settings
 from stream.simulate import generate
 from stream.topics import RAW, ensure_topics, persons_topic
 
-PARTITIONS = 4
+PARTITIONS = 8
+SETTLE_S = 5.0  # after the workers are up: the group finishes rebalancing
+WARMUP_S = 2.0  # latency: conversions sent this early are not counted
 END_MS = 1_790_000_000_000
 
 
@@ -149,61 +155,227 @@ def run_app(kind: str, bootstrap: str, redis_url: str, topic: str, total: int, w
         proc.wait(60)
 
 
-def run_touchstream(settings: Settings, total: int, workdir: Path) -> float:
-    worker = WorkerProcess(settings, workdir / "touchstream.log").start()
+def fresh(base: Settings, name: str, workers: int = 1) -> list[Settings]:
+    """Settings of `workers` workers of a new app on new topics (distinct web ports)."""
+    run = f"{name}-{random.randrange(16**6):06x}"
+    common = {"app_id": f"bench-{run}", "topic_prefix": f"b-{run}."}
+    return [
+        dataclasses.replace(base, **common, web_port=base.web_port + i, worker_id=f"bench-{i}")
+        for i in range(workers)
+    ]
+
+
+def start_workers(settings: list[Settings], workdir: Path, redis: Redis) -> list[WorkerProcess]:
+    """Flush Redis, create the topics, start the workers and let the group settle."""
+    redis.flushall()
+    asyncio.run(ensure_topics(settings[0]))
+    started = []
     try:
-        # both agents commit on the same group: raw offsets, then the person-keyed copies
-        topics = [settings.topic(RAW), persons_topic(settings)]
-        return asyncio.run(
-            drained_rate(settings.kafka_bootstrap_servers, settings.app_id, topics, 2 * total, 1800)
-        )
+        for s in settings:
+            started.append(WorkerProcess(s, workdir / f"{s.app_id}-{s.worker_id}.log").start())
+    except BaseException:
+        for w in started:
+            w.stop()
+        raise
+    time.sleep(SETTLE_S)
+    return started
+
+
+def run_touchstream(
+    base: Settings, workers: int, records: list[Record], workdir: Path, redis: Redis, memory: bool = False
+) -> dict[str, Any]:
+    """N workers of a new app; the workload is published once they are up. Events/s from the
+    group's commits over both hops, CPU seconds of the workers and of redis-server per 100k
+    events, and (memory=True) what Redis holds per person afterwards."""
+    settings = fresh(base, f"w{workers}", workers)
+    procs = start_workers(settings, workdir, redis)
+    try:
+        pids = [w.proc.pid for w in procs if w.proc is not None]
+        cpu0, redis0 = sum(cpu_seconds(p) for p in pids), redis_cpu_seconds(redis)
+        first = settings[0]
+        topics = [first.topic(RAW), persons_topic(first)]
+
+        async def drive() -> float:
+            producing = asyncio.create_task(produce(first.kafka_bootstrap_servers, topics[0], records))
+            rate = await drained_rate(
+                first.kafka_bootstrap_servers, first.app_id, topics, len(records), 1800, 2
+            )
+            await producing
+            return rate
+
+        rate = asyncio.run(drive())
+        per_100k = 100_000 / len(records)
+        result: dict[str, Any] = {
+            "workers": workers,
+            "events_per_s": rate,
+            "worker_cpu_s_per_100k": (sum(cpu_seconds(p) for p in pids) - cpu0) * per_100k,
+            "redis_cpu_s_per_100k": (redis_cpu_seconds(redis) - redis0) * per_100k,
+        }
+        if memory:
+            result["memory"] = person_memory(redis)
     finally:
-        worker.stop()
+        for w in procs:
+            w.stop()
+    return result
+
+
+def run_latency(
+    base: Settings, records: list[Record], rate: float, seconds: float, workdir: Path, redis: Redis
+) -> dict[str, Any]:
+    """One worker, the workload published at `rate` events/s for `seconds`: per conversion,
+    the time from its produce call to the first `attribution.conversions` record for it
+    (conversions sent in the first WARMUP_S are left out)."""
+    settings = fresh(base, f"lat{int(rate)}")
+    procs = start_workers(settings, workdir, redis)
+    try:
+        s = settings[0]
+        sent, got = asyncio.run(_paced(s, records[: int(rate * seconds)], rate, seconds))
+    finally:
+        for w in procs:
+            w.stop()
+    latencies = [(got[c] - t) * 1000 for c, t in sent.items() if c in got]
+    return {
+        "rate": rate,
+        "conversions": len(sent),
+        "missing": len(sent) - len(latencies),
+        "p50_ms": percentile(latencies, 50) if latencies else None,
+        "p99_ms": percentile(latencies, 99) if latencies else None,
+        "max_ms": max(latencies, default=None),
+    }
+
+
+async def _paced(
+    settings: Settings, records: list[Record], rate: float, seconds: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    bootstrap = settings.kafka_bootstrap_servers
+    conversions = {}
+    for i, (_key, value) in enumerate(records):
+        doc = orjson.loads(value)
+        if doc["type"] == "conversion":
+            conversions[i] = doc["event_id"]
+    sent: dict[str, float] = {}
+    got: dict[str, float] = {}
+    consumer = AIOKafkaConsumer(
+        settings.topic("attribution.conversions"),
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks="all")
+    await consumer.start()
+    await producer.start()
+
+    async def read() -> None:
+        while True:
+            for messages in (await consumer.getmany(timeout_ms=100)).values():
+                now = time.time()
+                for msg in messages:
+                    got.setdefault(orjson.loads(msg.value)["attribution_id"], now)
+
+    reader = asyncio.create_task(read())
+    try:
+        started = time.monotonic()
+        pending = []
+        for i, (key, value) in enumerate(records):
+            ahead = i / rate - (time.monotonic() - started)
+            if ahead > 0.002:
+                await asyncio.sleep(ahead)
+            if i in conversions and time.monotonic() - started >= WARMUP_S:
+                sent[conversions[i]] = time.time()
+            pending.append(await producer.send(settings.topic(RAW), value, key=key))
+            if len(pending) >= 1000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        deadline = time.monotonic() + max(60.0, seconds)
+        while time.monotonic() < deadline and not set(sent) <= set(got):
+            await asyncio.sleep(0.2)
+    finally:
+        reader.cancel()
+        await consumer.stop()
+        await producer.stop()
+    return sent, got
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--workers", default="1,2,4", help="worker counts of the scale-out runs")
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="touchstream-bench-"))
     with local_services(workdir) as (bootstrap, redis_url):
-        run = f"{random.randrange(16**6):06x}"
-        settings = Settings.from_env(
+        redis = Redis.from_url(redis_url)
+        base = Settings.from_env(
             {},
             kafka_bootstrap_servers=bootstrap,
             redis_url=redis_url,
-            app_id=f"bench-ts-{run}",
-            topic_prefix=f"b{run}.",
             partitions=PARTITIONS,
             web_port=16090,
             commit_interval_ms=200,
             model_refresh_ms=3_600_000,
             log_level="info",
         )
-        asyncio.run(ensure_topics(settings))
         records = workload(args.customers)
-        topic = settings.topic(RAW)
-        asyncio.run(produce(bootstrap, topic, records))
         total = len(records)
-        print(f"workload: {total} events, {args.customers} customers, {PARTITIONS} partitions")
-        results: dict[str, Any] = {"events": total, "customers": args.customers}
+        print(f"workload: {total} events, {args.customers} customers, {PARTITIONS} partitions", flush=True)
+        results: dict[str, Any] = {"events": total, "customers": args.customers, "cores": os.cpu_count()}
+        (shared,) = fresh(base, "cmp")
+        asyncio.run(ensure_topics(shared))
+        topic = shared.topic(RAW)
+        asyncio.run(produce(bootstrap, topic, records))
         results["ceiling"] = asyncio.run(ceiling(bootstrap, topic, total))
         results["floor"] = run_app("floor", bootstrap, redis_url, topic, total, workdir)
         results["naive"] = run_app("naive", bootstrap, redis_url, topic, total, workdir)
-        results["touchstream"] = run_touchstream(settings, total, workdir)
+        print(
+            f"ceiling {results['ceiling']:,.0f}/s  floor {results['floor']:,.0f}/s  "
+            f"naive {results['naive']:,.0f}/s",
+            flush=True,
+        )
+        scale = []
+        for n in (int(w) for w in args.workers.split(",")):
+            scale.append(run_touchstream(base, n, records, workdir, redis, memory=n == 1))
+            print(f"touchstream x{n}: {scale[-1]['events_per_s']:,.0f}/s", flush=True)
+        results["scale_out"] = scale
+        results["touchstream"] = scale[0]["events_per_s"]
+        top = results["touchstream"]
+        results["latency"] = {
+            label: run_latency(base, records, rate, args.latency_seconds, workdir, redis)
+            for label, rate in (("max", top), ("half", top / 2))
+        }
     report(results)
-    args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
 
 def report(r: dict[str, Any]) -> None:
-    print(f"{'contender':<14}{'events/s':>12}")
-    for name in ("ceiling", "floor", "naive", "touchstream"):
-        print(f"{name:<14}{r[name]:>12,.0f}")
     ts = r["touchstream"]
-    ratios = {name: ts / r[name] for name in ("ceiling", "floor", "naive")}
-    print("touchstream / " + "   ".join(f"{name} {ratio:.3f}" for name, ratio in ratios.items()))
-
-
-if __name__ == "__main__":
-    main()
+    print(f"\n{'contender':<34}{'events/s':>10}")
+    for name in ("ceiling", "floor", "naive"):
+        print(f"{name:<34}{r[name]:>10,.0f}")
+    for run in r["scale_out"]:
+        n = run["workers"]
+        print(
+            f"{f'touchstream, {n} worker(s)':<34}{run['events_per_s']:>10,.0f}"
+            f"   per worker {run['events_per_s'] / n:,.0f}"
+            f"   per core {run['events_per_s'] / min(n, r['cores']):,.0f}"
+            f"   cpu s/100k: worker {run['worker_cpu_s_per_100k']:.1f},"
+            f" redis {run['redis_cpu_s_per_100k']:.1f}"
+        )
+    print(
+        "touchstream / " + "   ".join(f"{name} {ts / r[name]:.3f}" for name in ("ceiling", "floor", "naive"))
+    )
+    for label, lat in r["latency"].items():
+        print(
+            f"latency at {label} rate ({lat['rate']:,.0f}/s): p50 {lat['p50_ms']:.0f} ms, "
+            f"p99 {lat['p99_ms']:.0f} ms ({lat['conversions']} conversions, {lat['missing']} missing)"
+        )
+    mem = r["scale_out"][0]["memory"]
+    ten = mem["by_touches"].get(10)
+    print(
+        f"redis per person: {mem['bytes_per_person']:,.0f} B all keys; "
+        f"state of a 10-touch journey {ten:,.0f} B"
+        if ten
+        else "(no 10-touch journey)"
+    )
+    print("redis bytes by kind: " + ", ".join(f"{k} {v:,}" for k, v in mem["bytes_by_kind"].items()))
