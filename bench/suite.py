@@ -379,3 +379,7 @@ def report(r: dict[str, Any]) -> None:
         else "(no 10-touch journey)"
     )
     print("redis bytes by kind: " + ", ".join(f"{k} {v:,}" for k, v in mem["bytes_by_kind"].items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -72,6 +72,7 @@ class Positioned:
     tp: str  # "topic:partition"
     offset: int
     event: Event
+    encoded: bytes | None = None  # encode_event(event), when the caller has it (the record value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,7 @@ def step(
             replayed.append(item.offset)
             continue
         offsets[item.tp] = item.offset
-        digest = content_digest(item.event)
+        digest = content_digest(item.event, item.encoded)
         known = recent.get(item.event.event_id)
         if known is not None:
             duplicates += 1
@@ -178,9 +179,10 @@ def step(
     )
 
 
-def content_digest(event: Event) -> str:
-    """A short digest of an event's normalised content (tells a redelivery from a conflict)."""
-    return hashlib.blake2b(encode_event(event), digest_size=8).hexdigest()
+def content_digest(event: Event, encoded: bytes | None = None) -> str:
+    """A short digest of an event's normalised content (tells a redelivery from a conflict);
+    `encoded`: `encode_event(event)`, when known."""
+    return hashlib.blake2b(encoded or encode_event(event), digest_size=8).hexdigest()
 
 
 def _conflict(person_id: str, item: Positioned) -> Message:

@@ -175,7 +175,8 @@ class JourneyProcessor:
             pid = rec.key.decode()
             event = decode_event(rec.value)
             by_person.setdefault(pid, []).append(
-                Positioned(f"{rec.topic}:{rec.partition}", rec.offset, event)
+                # every writer of the person-keyed topic writes encode_event(event): the value
+                Positioned(f"{rec.topic}:{rec.partition}", rec.offset, event, rec.value)
             )
             partitions[pid] = rec.partition
             if event.type in CONTROL:
