@@ -59,7 +59,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         broker_commit_interval=settings.commit_interval_ms / 1000,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_ms / 3000),
         broker_max_poll_records=settings.batch_size,
-        producer_linger_ms=5,
+        producer_linger_ms=0,  # the Emitter submits whole batches: nothing to wait for
         producer_max_batch_size=512 * 1024,  # Emitter sends a batch per partition
         worker_redirect_stdouts=False,
         # Faust's table directory: Touchstream keeps no Faust tables, so it only must not
@@ -77,6 +77,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         Redis.from_url(settings.redis_url),
         Ttls(config.rules.longest + 86_400_000, settings.conversion_ttl_ms, settings.outbox_ttl_ms),
         settings.max_paths,
+        cached_states=settings.state_cache,
     )
     limits = Limits(settings.max_value_bytes, settings.max_context_bytes, settings.max_future_skew_ms)
     ingestor = Ingestor(emitter, limits, metrics, store)

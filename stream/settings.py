@@ -131,7 +131,7 @@ class Settings:
     recent_ids: int = _setting(256, "Event ids remembered per person for dedup", int)
     conversion_ttl_ms: int = _setting(365 * DAY_MS, "How long conversion snapshots are kept", _duration_ms)
     outbox_ttl_ms: int = _setting(
-        7 * DAY_MS, "How long a person's last outputs are kept for replay", _duration_ms
+        7 * DAY_MS, "How long outputs not yet acknowledged by Kafka are kept for replay", _duration_ms
     )
     sweep_interval_ms: int = _setting(10_000, "How often idle sessions are closed", _duration_ms)
     max_value_bytes: int = _setting(64 * 1024, "Largest accepted raw value", int)
@@ -147,6 +147,9 @@ class Settings:
         60_000, "How often data-driven model snapshots are refreshed", _duration_ms
     )
     max_paths: int = _setting(10_000, "Distinct paths counted per partition; the rest fold into (other)", int)
+    state_cache: int = _setting(
+        10_000, "Person states a worker keeps decoded (skips decoding when Redis holds the same bytes)", int
+    )
     worker_id: str = _setting("", "Worker id put in output headers (default: host:pid)")
     data_dir: str = _setting("", "Faust's data directory (default: <tmp>/touchstream-<app id>)")
     log_level: str = _setting("info", "Log level")

@@ -6,7 +6,8 @@ script can write all of them atomically in Redis Cluster):
     ts:{p:ID}:state          string  write version (12 digits), then zlib of the compact journey
                                      (stream.journey.dumps), the last offset per <topic>:<partition>
                                      and the recent [event id, digest] pairs: one GET loads a person
-    ts:{p:ID}:out            hash    offset -> that event's outputs (last 64; re-emitted on replay)
+    ts:{p:ID}:out            hash    offset -> that event's outputs, until Kafka acknowledged them
+                                     (re-emitted by a replay that finds the state already written)
     ts:{p:ID}:conv:<cid>     string  conversion <cid>: its attribution value and revenue total
     ts:cid:<cid>             string  the person of conversion <cid> (routes revenue without a person id)
     ts:id:<anonymous_id>     string  the customer an anonymous id was identified as (first wins)
@@ -26,6 +27,7 @@ and recomputes that person.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -118,8 +120,19 @@ def _messages(entries: Iterable[Sequence[str]]) -> list[Message]:
 class JourneyStore:
     """Loads and stores person states; one instance per worker."""
 
-    def __init__(self, redis: Redis, ttls: Ttls, max_paths: int = 10_000, outbox_entries: int = 64) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        ttls: Ttls,
+        max_paths: int = 10_000,
+        outbox_entries: int = 64,
+        cached_states: int = 10_000,
+    ) -> None:
         self.redis = redis
+        # person -> (stored value, its decoding): a load that finds the very bytes this worker
+        # last wrote or read skips the decompression and parsing (bytes equal, state equal)
+        self._decoded: dict[str, tuple[bytes, PersonState]] = {}
+        self.cached_states = cached_states
         self.ttls = ttls
         self.max_paths = max_paths
         self.outbox_entries = outbox_entries  # recent writes whose outputs a replay can re-emit
@@ -147,7 +160,7 @@ class JourneyStore:
         replies = iter(await pipe.execute())
         states = {}
         for pid in person_ids:
-            own = decode_state(next(replies))
+            own = self._decode(pid, next(replies))
             anonymous = {anon: decode_state(next(replies)) for anon in others.get(pid, ())}
             stored = {cid: raw for cid in conversions.get(pid, ()) if (raw := next(replies)) is not None}
             states[pid] = PersonState(own.journey, own.fence, stored, anonymous)
@@ -191,12 +204,32 @@ class JourneyStore:
         refused_first = await self._tombstone(results)
         pipe = self.redis.pipeline(transaction=False)
         written = [pid for pid, r in results.items() if r.changed and pid not in refused_first]
-        for pid in written:
-            await self._queue_apply(pipe, pid, results[pid])
+        values = [await self._queue_apply(pipe, pid, results[pid]) for pid in written]
         if not written:
             return refused_first
-        replies = await pipe.execute()
-        return refused_first | {pid for pid, ok in zip(written, replies, strict=False) if not ok}
+        refused = set(refused_first)
+        for pid, value, ok in zip(written, values, await pipe.execute(), strict=True):
+            if ok:
+                state = results[pid].state
+                fence = dataclasses.replace(state.fence, version=state.fence.version + 1)
+                self._remember(pid, value, PersonState(state.journey, fence))
+            else:
+                refused.add(pid)
+        return refused
+
+    def _decode(self, pid: str, raw: bytes | None) -> PersonState:
+        if raw is None:
+            return PersonState()
+        known = self._decoded.pop(pid, None)
+        state = known[1] if known is not None and known[0] == raw else decode_state(raw)
+        self._remember(pid, raw, state)
+        return state
+
+    def _remember(self, pid: str, raw: bytes, state: PersonState) -> None:
+        self._decoded.pop(pid, None)
+        self._decoded[pid] = (raw, state)  # most recent last
+        while len(self._decoded) > self.cached_states:
+            del self._decoded[next(iter(self._decoded))]
 
     async def _tombstone(self, results: Mapping[str, StepResult]) -> set[str]:
         owners = [(pid, anon, state) for pid, r in results.items() for anon, state in r.tombstones.items()]
@@ -230,7 +263,8 @@ class JourneyStore:
         for index, pids in removes.items():
             pipe.zrem(index, *pids)
 
-    async def _queue_apply(self, pipe: Any, pid: str, result: StepResult) -> None:
+    async def _queue_apply(self, pipe: Any, pid: str, result: StepResult) -> bytes:
+        """Queue the person's fenced write on `pipe`; returns the state value written."""
         state = result.state
         outbox = [
             x
@@ -244,9 +278,10 @@ class JourneyStore:
         ]
         keys = [key(pid, "state"), key(pid, "out")]
         keys += [key(pid, f"conv:{c.conversion_id}") for c in result.conversions]
+        value = encode_state(state, state.fence.version + 1)
         args: list[bytes | str | int] = [
             state.fence.version,
-            encode_state(state, state.fence.version + 1),
+            value,
             self.ttls.journey_ms,
             self.outbox_entries,
             self.ttls.outbox_ms,
@@ -255,6 +290,7 @@ class JourneyStore:
             *outbox,
         ]
         await self._apply(keys=keys, args=args, client=pipe)  # queues EVALSHA on the pipeline
+        return value
 
     async def replayed_outputs(
         self, wanted: Mapping[str, Sequence[int]]
@@ -272,6 +308,16 @@ class JourneyStore:
                 o: _messages(orjson.loads(raw)) for o, raw in zip(wanted[pid], entries, strict=True) if raw
             }
         return found
+
+    async def clear_outbox(self, delivered: Mapping[str, Sequence[int]]) -> None:
+        """Drop outbox entries whose outputs Kafka has acknowledged (person -> offsets): the
+        outbox only bridges a crash between the state write and the delivery."""
+        if not delivered:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for pid, offsets in delivered.items():
+            pipe.hdel(key(pid, "out"), *offsets)
+        await pipe.execute()
 
     async def add_aggregates(
         self, batches: Mapping[int, PartitionBatch], persons: Mapping[str, tuple[int, StepResult]]

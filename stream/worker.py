@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from stream.attribution import snapshot as snapshots
@@ -191,10 +191,16 @@ class JourneyProcessor:
         for pid, outbox in replayed.items():
             outputs[pid] = {**outputs[pid], **outbox}
         persons = {pid: (partitions[pid], r) for pid, r in results.items()}
-        await self.store.add_aggregates(_partition_batches(records, partitions, max_ts, outputs), persons)
-        await self.emitter.emit(
-            [m for o in outputs.values() for ms in o.values() for m in ms if m.topic != PATHS]
+        # the path counts (fenced by offset) and the outputs are independent: both must be done
+        # before the batch is acked, in either order; a retry applies neither twice
+        await _all(
+            self.store.add_aggregates(_partition_batches(records, partitions, max_ts, outputs), persons),
+            self.emitter.emit(
+                [m for o in outputs.values() for ms in o.values() for m in ms if m.topic != PATHS]
+            ),
         )
+        # delivered: a replay of these offsets has nothing left to re-emit
+        await self.store.clear_outbox({pid: list(o) for pid, o in outputs.items() if o})
         self._observe(records, partitions, results)
 
     async def _apply(
@@ -250,6 +256,17 @@ class JourneyProcessor:
                         m.sessions_out.labels(
                             "idle" if b'"closed_by":"idle"' in msg.value else "next_session"
                         ).inc()
+
+
+async def _all(*steps: Awaitable[None]) -> None:
+    """Run the steps concurrently; the first failure cancels the others and propagates as is."""
+    tasks = [asyncio.ensure_future(s) for s in steps]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
 
 
 def _partition_batches(
