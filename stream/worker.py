@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -57,9 +58,11 @@ class Ingestor:
         now_ms = int(time.time() * 1000)
         routed: list[tuple[Message, float | None]] = []  # person-keyed copies, raw timestamps
         side: list[Message] = []  # DLQ and identity-conflict records
+        types: Counter[str] = Counter()  # counted per batch, not per event: labels() is costly
+        reasons: Counter[str] = Counter()
         for rec, result in await self._route(records, now_ms):
             if isinstance(result, Event):
-                self.metrics.events_in.labels(result.type).inc()
+                types[result.type] += 1
                 routed.append(
                     (Message(PERSONS, result.person_id.encode(), encode_event(result)), rec.timestamp)
                 )
@@ -67,7 +70,7 @@ class Ingestor:
                 self.metrics.identity_conflicts.inc()
                 side.append(conflict_message(result.event, result.mapped_to))
             else:
-                self.metrics.dlq.labels(result.reason_code).inc()
+                reasons[result.reason_code] += 1
                 side.append(
                     dlq_message(
                         rec.key,
@@ -80,6 +83,10 @@ class Ingestor:
                     )
                 )
         await self.emitter.emit_stamped(routed + [(m, None) for m in side])
+        for kind, n in types.items():
+            self.metrics.events_in.labels(kind).inc(n)
+        for reason, n in reasons.items():
+            self.metrics.dlq.labels(reason).inc(n)
         self.metrics.batch_size.labels("ingest").observe(len(records))
 
     async def _route(
@@ -170,6 +177,7 @@ class JourneyProcessor:
         by_person: dict[str, list[Positioned]] = {}
         partitions: dict[str, int] = {}
         max_ts: dict[int, int] = {}  # partition -> highest event ts of the batch (the watermark)
+        controls: list[str] = []
         for rec in records:
             assert rec.key is not None and rec.value is not None
             pid = rec.key.decode()
@@ -180,9 +188,11 @@ class JourneyProcessor:
             )
             partitions[pid] = rec.partition
             if event.type in CONTROL:
-                self.metrics.events_in.labels(event.type).inc()
+                controls.append(event.type)
             else:
                 max_ts[rec.partition] = max(event.ts, max_ts.get(rec.partition, 0))
+        for kind, n in Counter(controls).items():
+            self.metrics.events_in.labels(kind).inc(n)
         results = await self._apply(by_person, partitions)
         outputs = {pid: r.outbox for pid, r in results.items()}
         replayed = await self.store.replayed_outputs(
@@ -246,6 +256,7 @@ class JourneyProcessor:
         m.duplicates.inc(sum(r.duplicates for r in results.values()))
         sent = {(rec.partition, rec.offset): rec.timestamp for rec in records}
         now = time.time()
+        closed: list[str] = []
         for pid, result in results.items():
             for offset, msgs in result.outbox.items():
                 for msg in msgs:
@@ -253,9 +264,9 @@ class JourneyProcessor:
                         m.attributions_out.inc()
                         m.latency_ms.observe(max(0.0, now - sent[(partitions[pid], offset)]) * 1000)
                     elif msg.topic == SESSIONS:
-                        m.sessions_out.labels(
-                            "idle" if b'"closed_by":"idle"' in msg.value else "next_session"
-                        ).inc()
+                        closed.append("idle" if b'"closed_by":"idle"' in msg.value else "next_session")
+        for how, n in Counter(closed).items():
+            m.sessions_out.labels(how).inc(n)
 
 
 async def _all(*steps: Awaitable[None]) -> None:
