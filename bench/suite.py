@@ -222,9 +222,12 @@ def run_touchstream(
 def run_latency(
     base: Settings, records: list[Record], rate: float, seconds: float, workdir: Path, redis: Redis
 ) -> dict[str, Any]:
-    """One worker, the workload published at `rate` events/s for `seconds`: per conversion,
-    the time from its produce call to the first `attribution.conversions` record for it
-    (conversions sent in the first WARMUP_S are left out)."""
+    """One worker, the workload published live at `rate` events/s for `seconds` (each event
+    stamped with its send time, as a producer reporting interactions as they happen does; a
+    backlog of historical timestamps would instead have the sweeper close every session at
+    once): per conversion, the time from its produce call to the first
+    `attribution.conversions` record for it (conversions sent in the first WARMUP_S are
+    left out)."""
     settings = fresh(base, f"lat{int(rate)}")
     procs = start_workers(settings, workdir, redis)
     try:
@@ -248,11 +251,7 @@ async def _paced(
     settings: Settings, records: list[Record], rate: float, seconds: float
 ) -> tuple[dict[str, float], dict[str, float]]:
     bootstrap = settings.kafka_bootstrap_servers
-    conversions = {}
-    for i, (_key, value) in enumerate(records):
-        doc = orjson.loads(value)
-        if doc["type"] == "conversion":
-            conversions[i] = doc["event_id"]
+    docs = [orjson.loads(value) for _key, value in records]
     sent: dict[str, float] = {}
     got: dict[str, float] = {}
     consumer = AIOKafkaConsumer(
@@ -276,13 +275,15 @@ async def _paced(
     try:
         started = time.monotonic()
         pending = []
-        for i, (key, value) in enumerate(records):
+        for i, ((key, _value), doc) in enumerate(zip(records, docs, strict=True)):
             ahead = i / rate - (time.monotonic() - started)
             if ahead > 0.002:
                 await asyncio.sleep(ahead)
-            if i in conversions and time.monotonic() - started >= WARMUP_S:
-                sent[conversions[i]] = time.time()
-            pending.append(await producer.send(settings.topic(RAW), value, key=key))
+            now = time.time()
+            if doc["type"] == "conversion" and time.monotonic() - started >= WARMUP_S:
+                sent[doc["event_id"]] = now
+            live = orjson.dumps({**doc, "ts": int(now * 1000)})  # as it happens
+            pending.append(await producer.send(settings.topic(RAW), live, key=key))
             if len(pending) >= 1000:
                 await asyncio.gather(*pending)
                 pending.clear()

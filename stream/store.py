@@ -166,35 +166,38 @@ class JourneyStore:
             states[pid] = PersonState(own.journey, own.fence, stored, anonymous)
         return states
 
-    async def claim_identities(self, pairs: Sequence[tuple[str, str]]) -> list[str]:
-        """Map each (anonymous id, customer) unless the anonymous id is mapped already (first
-        mapping wins); returns, per pair, the customer the anonymous id is mapped to."""
-        pipe = self.redis.pipeline(transaction=False)
-        for anon, customer in pairs:
-            pipe.set(identity_key(anon), customer, nx=True, get=True, px=self.ttls.conversion_ms)
-        replies = await pipe.execute() if pairs else []
-        return [
-            c if previous is None else previous.decode()
-            for (_a, c), previous in zip(pairs, replies, strict=True)
-        ]
+    async def routing(
+        self, claims: Sequence[tuple[str, str]], anonymous_ids: Sequence[str], conversion_ids: Sequence[str]
+    ) -> tuple[list[str], dict[str, str], dict[str, str]]:
+        """The ingest's lookups, in one round trip (in this order, so an anonymous id claimed
+        by an identify of the batch is known to the batch's later events):
 
-    async def identities(self, anonymous_ids: Sequence[str]) -> dict[str, str]:
-        """anonymous id -> customer, for those identified."""
+        - each (anonymous id, customer) claim maps the anonymous id unless it is mapped
+          already (first mapping wins); returned, per claim, the customer it is mapped to;
+        - anonymous id -> customer, for the identified `anonymous_ids`;
+        - conversion id -> its person, for the known `conversion_ids` (revenue routing).
+        """
+        if not (claims or anonymous_ids or conversion_ids):
+            return [], {}, {}
         pipe = self.redis.pipeline(transaction=False)
+        for anon, customer in claims:
+            pipe.set(identity_key(anon), customer, nx=True, get=True, px=self.ttls.conversion_ms)
         for anon in anonymous_ids:
             pipe.get(identity_key(anon))
-        replies = await pipe.execute() if anonymous_ids else []
-        return {a: c.decode() for a, c in zip(anonymous_ids, replies, strict=True) if c is not None}
-
-    async def conversion_owners(self, conversion_ids: Sequence[str]) -> dict[str, str]:
-        """conversion id -> the person it belongs to, for those known (revenue routing)."""
-        pipe = self.redis.pipeline(transaction=False)
         for cid in conversion_ids:
             pipe.get(conversion_index_key(cid))
-        replies = await pipe.execute() if conversion_ids else []
-        return {
-            cid: pid.decode() for cid, pid in zip(conversion_ids, replies, strict=True) if pid is not None
-        }
+        replies = await pipe.execute()
+        found = replies[: len(claims)]
+        mapped = replies[len(claims) : len(claims) + len(anonymous_ids)]
+        owners = replies[len(claims) + len(anonymous_ids) :]
+        return (
+            [
+                c if previous is None else previous.decode()
+                for (_a, c), previous in zip(claims, found, strict=True)
+            ],
+            {a: c.decode() for a, c in zip(anonymous_ids, mapped, strict=True) if c is not None},
+            {cid: p.decode() for cid, p in zip(conversion_ids, owners, strict=True) if p is not None},
+        )
 
     async def save(self, results: Mapping[str, StepResult], partitions: Mapping[str, int]) -> set[str]:
         """Write every changed person in one pipeline; returns the persons refused (stale version).

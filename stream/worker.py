@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Iterator, Sequence
@@ -40,6 +41,8 @@ from stream.person import Config, Positioned, StepResult, step
 from stream.records import Event, RawRecord
 from stream.retry import TransientError
 from stream.store import JourneyStore, PartitionBatch, PathIncrement
+
+log = logging.getLogger("touchstream.worker")
 
 MAX_WRITE_ATTEMPTS = 10
 CONTROL = ("close_idle", "expire")  # the sweeper's events: not producer data, no watermark
@@ -92,18 +95,17 @@ class Ingestor:
     async def _route(
         self, records: Sequence[RawRecord], now_ms: int
     ) -> list[tuple[RawRecord, Event | Rejection | Conflict]]:
-        """Validate, then route to the canonical person (one Redis round trip per kind, per batch):
+        """Validate, then route to the canonical person (one Redis round trip per batch):
         identify claims its anonymous id (first mapping wins, a different one is a `Conflict`);
         an event with only an anonymous id goes to the customer it was identified as; revenue
         without a person id goes to its conversion's person (or is `unknown_conversion`)."""
         results = [(rec, validate(rec.value, self.limits, now_ms)) for rec in records]
         events = [r for _, r in results if isinstance(r, Event)]
         pairs = [(e.anonymous_id or "", e.customer_id or "") for e in events if e.type == "identify"]
-        claimed = iter(await self.store.claim_identities(pairs) if pairs else [])
         anonymous = sorted({e.anonymous_id for e in events if e.anonymous_id and not e.customer_id})
-        known = await self.store.identities(anonymous) if anonymous else {}
         orphans = sorted({e.conversion_id or "" for e in events if not e.person_id})
-        owners = await self.store.conversion_owners(orphans) if orphans else {}
+        mapped_to, known, owners = await self.store.routing(pairs, anonymous, orphans)
+        claimed = iter(mapped_to)
         routed: list[tuple[RawRecord, Event | Rejection | Conflict]] = []
         for rec, r in results:
             if isinstance(r, Event):
@@ -172,6 +174,7 @@ class JourneyProcessor:
     config: Config
     metrics: Metrics
     models: ModelKeeper | None = None
+    _clearing: asyncio.Future | None = field(default=None, init=False, repr=False)
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
         by_person: dict[str, list[Positioned]] = {}
@@ -209,9 +212,20 @@ class JourneyProcessor:
                 [m for o in outputs.values() for ms in o.values() for m in ms if m.topic != PATHS]
             ),
         )
-        # delivered: a replay of these offsets has nothing left to re-emit
-        await self.store.clear_outbox({pid: list(o) for pid, o in outputs.items() if o})
+        # delivered: a replay of these offsets has nothing left to re-emit. Dropping the entries
+        # only saves memory (they expire anyway), so it does not hold up the next batch.
+        self._clearing = asyncio.ensure_future(
+            self._clear_outbox({pid: list(o) for pid, o in outputs.items() if o}, self._clearing)
+        )
         self._observe(records, partitions, results)
+
+    async def _clear_outbox(self, delivered: dict[str, list[int]], previous: asyncio.Future | None) -> None:
+        if previous is not None:
+            await previous  # one at a time
+        try:
+            await self.store.clear_outbox(delivered)
+        except Exception as exc:  # harmless: the entries expire with the outbox TTL
+            log.warning("dropping delivered outbox entries failed (%s: %s)", type(exc).__name__, exc)
 
     async def _apply(
         self, by_person: dict[str, list[Positioned]], partitions: dict[str, int]
