@@ -408,18 +408,21 @@ _EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(Event))
 
 
 def dumps(journey: Journey) -> bytes:
-    """Compact JSON: touches as positional lists (field order TOUCH_FIELDS)."""
-    doc: dict[str, Any] = {name: getattr(journey, name) for name in _JOURNEY_SCALARS}
-    doc["touches"] = [_row(t) for t in journey.touches]
-    if journey.tail:
-        doc["tail"] = [_row(t) for t in journey.tail]
-    if journey.merged:
-        doc["merged"] = journey.merged
-    if journey.pending:
-        doc["pending"] = [
+    """Compact JSON, positional throughout (it is stored once per person): the scalars in
+    `_JOURNEY_SCALARS` order, then touches and tail as rows in TOUCH_FIELDS order, then the
+    merged ids and the pending conversions (trailing empty parts left out)."""
+    doc: list[Any] = [
+        [getattr(journey, name) for name in _JOURNEY_SCALARS],
+        [_row(t) for t in journey.touches],
+        [_row(t) for t in journey.tail],
+        journey.merged,
+        [
             [[getattr(p.event, n) for n in _EVENT_FIELDS], p.revision, p.credited, p.channels]
             for p in journey.pending
-        ]
+        ],
+    ]
+    while not doc[-1]:
+        doc.pop()
     return orjson.dumps(doc)
 
 
@@ -430,12 +433,14 @@ def _row(touch: Touchpoint) -> list[Any]:
 def loads(data: bytes | None) -> Journey:
     if not data:
         return Journey()
-    doc = orjson.loads(data)
-    doc["touches"] = tuple(Touchpoint(*row) for row in doc["touches"])
-    doc["tail"] = tuple(Touchpoint(*row) for row in doc.get("tail", ()))
-    doc["merged"] = tuple(doc.get("merged", ()))
-    doc["pending"] = tuple(
-        Pending(Event(*event), revision, tuple(credited), tuple(channels))
-        for event, revision, credited, channels in doc.get("pending", ())
+    scalars, touches, tail, merged, pending = [*orjson.loads(data), [], [], [], []][:5]
+    return Journey(
+        **dict(zip(_JOURNEY_SCALARS, scalars, strict=True)),
+        touches=tuple(Touchpoint(*row) for row in touches),
+        tail=tuple(Touchpoint(*row) for row in tail),
+        merged=tuple(merged),
+        pending=tuple(
+            Pending(Event(*event), revision, tuple(credited), tuple(channels))
+            for event, revision, credited, channels in pending
+        ),
     )
-    return Journey(**doc)

@@ -3,9 +3,10 @@
 Key layout (every key of a person shares the hash tag `{p:<id>}`, so one Lua
 script can write all of them atomically in Redis Cluster):
 
-    ts:{p:ID}:state          string  write version (12 digits), then zlib of the compact journey
-                                     (stream.journey.dumps), the last offset per <topic>:<partition>
-                                     and the recent [event id, digest] pairs: one GET loads a person
+    ts:{p:ID}:state          string  write version (12 digits), then zlib (preset VOCABULARY) of the
+                                     compact journey (stream.journey.dumps), the last offset per
+                                     <topic>:<partition> and the recent (id key, digest) pairs:
+                                     one GET loads a person
     ts:{p:ID}:out            hash    offset -> that event's outputs, until Kafka acknowledged them
                                      (re-emitted by a replay that finds the state already written)
     ts:{p:ID}:conv:<cid>     string  conversion <cid>: its attribution value and revenue total
@@ -40,8 +41,9 @@ from redis.asyncio import Redis
 from stream import journey as journeys
 from stream.attribution.paths import PathCount, parse_path
 from stream.attribution.snapshot import VALUE_SCALE
+from stream.events import CHANNELS, DIRECTNESS, MEDIUM_KINDS, STAGES
 from stream.output import Message
-from stream.person import Fence, PersonState, StepResult
+from stream.person import DIGEST_HEX, ID_KEY_HEX, Fence, PersonState, StepResult
 
 APPLY_LUA, PATHS_LUA, SNAPSHOT_LUA = (
     resources.files("stream").joinpath(f"lua/{name}.lua").read_text()
@@ -95,22 +97,46 @@ class Ttls:
 
 
 VERSION_DIGITS = 12  # apply.lua reads the version off the value's first bytes (GETRANGE)
+# zlib's preset dictionary for person states: values common in marketing data (DESIGN's
+# enumerations, the usual UTM sources, media and interaction verbs), so the first mention of
+# each in a state costs a back-reference instead of the word (bench/suite.py measures bytes
+# per journey). Stored states decode only with this exact dictionary: change it with care.
+VOCABULARY = (
+    b",".join(
+        orjson.dumps(word)
+        for word in (
+            *sorted(CHANNELS | MEDIUM_KINDS | DIRECTNESS | STAGES),
+            *("google", "bing", "meta", "facebook", "instagram", "linkedin", "youtube", "tiktok"),
+            *("newsletter", "cpc", "organic", "social", "referral", "none", "brand", "partner"),
+            *("click", "impression", "visit", "open", "view", "call", "citation"),
+        )
+    )
+    + b',null,true,false,0.0]],[[{"page":"/"},{"page":"/product"},{"page":"/pricing"}'
+)
+_ENTRY = ID_KEY_HEX + DIGEST_HEX  # one remembered event id: id_key then content digest
 
 
 def encode_state(state: PersonState, version: int) -> bytes:
-    """A person's journey and fence as one value, stamped with `version`."""
-    fence = orjson.dumps([state.fence.offsets, state.fence.recent])
-    payload = zlib.compress(journeys.dumps(state.journey) + b"\n" + fence, 1)
+    """A person's journey and fence as one value, stamped with `version`: the compact
+    journey, the offsets, and the recent (id key, digest) pairs as one run of hex digits."""
+    fence = orjson.dumps(state.fence.offsets) + b"\n" + "".join(k + d for k, d in state.fence.recent).encode()
+    packer = zlib.compressobj(6, zdict=VOCABULARY)
+    payload = packer.compress(journeys.dumps(state.journey) + b"\n" + fence) + packer.flush()
     return b"%0*d" % (VERSION_DIGITS, version) + payload
 
 
 def decode_state(raw: bytes | None) -> PersonState:
     if not raw:
         return PersonState()
-    journey, _, fence = zlib.decompress(raw[VERSION_DIGITS:]).partition(b"\n")
-    offsets, recent = orjson.loads(fence)
+    unpacker = zlib.decompressobj(zdict=VOCABULARY)
+    data = unpacker.decompress(raw[VERSION_DIGITS:]) + unpacker.flush()
+    journey, offsets, recent = data.split(b"\n")
+    pairs = recent.decode()
+    entries = tuple(
+        (pairs[i : i + ID_KEY_HEX], pairs[i + ID_KEY_HEX : i + _ENTRY]) for i in range(0, len(pairs), _ENTRY)
+    )
     version = int(raw[:VERSION_DIGITS])
-    return PersonState(journeys.loads(journey), Fence(version, offsets, tuple(map(tuple, recent))))
+    return PersonState(journeys.loads(journey), Fence(version, orjson.loads(offsets), entries))
 
 
 def _messages(entries: Iterable[Sequence[str]]) -> list[Message]:

@@ -25,6 +25,7 @@ from stream.output import (
     conversion_messages,
     credit_rows,
     dlq_message,
+    dumps,
     session_message,
 )
 from stream.records import AttributionInput, Event, ModelParams, Touchpoint
@@ -235,3 +236,10 @@ def test_dlq_keeps_the_original_key_even_when_absent():
     message, value = dlq(None, None)
     assert message.key is None  # DESIGN.md §2: the dlq key is the original key
     assert value["raw"] is None
+
+
+@given(st.integers(0, 5))
+def test_credit_rows_are_key_sorted_so_messages_skip_sorting(n):
+    rows = list(credit_rows(doc(n)))  # n = 0: unattributed
+    assert rows and all(list(row) == sorted(row) for row in rows)
+    assert [m.value for m in conversion_messages(doc(n))[1:]] == [dumps(r) for r in rows]

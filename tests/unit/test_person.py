@@ -6,7 +6,7 @@ import orjson
 
 from stream.journey import Rules
 from stream.output import CONVERSIONS, CREDITS, DLQ, PATHS, SESSIONS
-from stream.person import Config, Fence, PersonState, Positioned, StepResult, step
+from stream.person import Config, Fence, PersonState, Positioned, StepResult, id_key, step
 from stream.records import Event
 from stream.revenue import Stored
 
@@ -49,6 +49,10 @@ def run(events: list[Positioned], state: PersonState = FRESH, config: Config = C
 JOURNEY = (click("e1", 0, "email"), click("e2", 1, "paid_search"), convert("e3", 2))
 
 
+def keys(*event_ids: str) -> tuple[str, ...]:
+    return tuple(id_key(e) for e in event_ids)
+
+
 def values(result: StepResult) -> list[bytes]:
     return [m.value for offset in sorted(result.outbox) for m in result.outbox[offset]]
 
@@ -59,7 +63,7 @@ def values(result: StepResult) -> list[bytes]:
 def test_first_application_writes_fence_and_outputs():
     result = run(at(10, *JOURNEY))
     assert (result.state.fence.version, result.state.fence.offsets) == (0, {TP: 12})
-    assert result.state.fence.recent_ids == ("e1", "e2", "e3")
+    assert result.state.fence.recent_keys == keys("e1", "e2", "e3")
     assert (result.replayed, result.duplicates, result.changed) == ([], 0, True)
     assert sorted(result.outbox) == [11, 12]  # e2 closed e1's session; e3 converted
     assert [(m.topic, m.key) for m in result.outbox[11]] == [(SESSIONS, b"c-7")]
@@ -142,7 +146,7 @@ def test_same_event_id_at_a_new_offset_is_a_duplicate():
 def test_duplicate_inside_one_batch_is_skipped():
     result = run(at(10, click("e1", 0), click("e1", 0)))
     assert result.duplicates == 1
-    assert result.state.fence.recent_ids == ("e1",)
+    assert result.state.fence.recent_keys == keys("e1")
     assert result.state.journey.session_interactions == 1
 
 
@@ -156,15 +160,15 @@ def test_fence_is_per_topic_partition():
 def test_recent_ids_are_bounded():
     config = Config(models=CONFIG.models, recent_ids=2)
     result = run(at(10, *JOURNEY), config=config)
-    assert result.state.fence.recent_ids == ("e2", "e3")
+    assert result.state.fence.recent_keys == keys("e2", "e3")
     forgotten = run(at(13, click("e1", 3)), result.state, config)
     assert forgotten.duplicates == 0  # e1 fell out of the window
-    assert forgotten.state.fence.recent_ids == ("e3", "e1")
+    assert forgotten.state.fence.recent_keys == keys("e3", "e1")
 
 
 def test_zero_recent_ids_remembers_none():
     result = run(at(10, *JOURNEY), config=Config(models=CONFIG.models, recent_ids=0))
-    assert result.state.fence.recent_ids == ()
+    assert result.state.fence.recent_keys == ()
 
 
 def test_fence_version_is_left_to_the_store():
