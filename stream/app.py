@@ -74,7 +74,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     persons = app.topic(persons_topic(settings), key_serializer="raw", value_serializer="raw")
     emitter = Emitter(lambda: app.producer._ensure_producer(), partial(topic_name, settings), worker_id)
     store = JourneyStore(
-        Redis.from_url(settings.redis_url),
+        Redis.from_url(settings.redis_url, socket_timeout=None),  # the store times round trips
         Ttls(config.rules.longest + 86_400_000, settings.conversion_ttl_ms, settings.outbox_ttl_ms),
         settings.max_paths,
         cached_states=settings.state_cache,

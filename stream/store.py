@@ -28,6 +28,7 @@ and recomputes that person.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,7 +43,7 @@ from stream import journey as journeys
 from stream.attribution.paths import PathCount, parse_path
 from stream.attribution.snapshot import VALUE_SCALE
 from stream.events import CHANNELS, DIRECTNESS, MEDIUM_KINDS, STAGES
-from stream.output import Message
+from stream.output import CONVERSIONS, CREDITS, Message, conversion_messages
 from stream.person import DIGEST_HEX, ID_KEY_HEX, Fence, PersonState, StepResult
 
 APPLY_LUA, PATHS_LUA, SNAPSHOT_LUA = (
@@ -139,8 +140,26 @@ def decode_state(raw: bytes | None) -> PersonState:
     return PersonState(journeys.loads(journey), Fence(version, orjson.loads(offsets), entries))
 
 
-def _messages(entries: Iterable[Sequence[str]]) -> list[Message]:
-    return [Message(topic, None if k is None else k.encode(), v.encode()) for topic, k, v in entries]
+def _outbox_entry(messages: Iterable[Message]) -> bytes:
+    """One offset's outputs as stored in the outbox. Credit rows (~70 per conversion) are
+    left out: `_outputs` derives them again from their conversion value, byte for byte."""
+    return orjson.dumps(
+        [
+            (m.topic, None if m.key is None else m.key.decode(), m.value.decode())
+            for m in messages
+            if m.topic != CREDITS
+        ]
+    )
+
+
+def _outputs(entry: bytes) -> list[Message]:
+    messages: list[Message] = []
+    for topic, k, v in orjson.loads(entry):
+        if topic == CONVERSIONS:
+            messages += conversion_messages(orjson.loads(v))  # the value and its credit rows
+        else:
+            messages.append(Message(topic, None if k is None else k.encode(), v.encode()))
+    return messages
 
 
 class JourneyStore:
@@ -153,8 +172,12 @@ class JourneyStore:
         max_paths: int = 10_000,
         outbox_entries: int = 64,
         cached_states: int = 10_000,
+        timeout_s: float = 5.0,
     ) -> None:
         self.redis = redis
+        # one deadline per round trip (a TimeoutError is transient: the batch is retried),
+        # rather than redis-py's socket timeout, which arms a timer per reply
+        self.timeout_s = timeout_s
         # person -> (stored value, its decoding): a load that finds the very bytes this worker
         # last wrote or read skips the decompression and parsing (bytes equal, state equal)
         self._decoded: dict[str, tuple[bytes, PersonState]] = {}
@@ -183,7 +206,7 @@ class JourneyStore:
                 pipe.get(key(who, "state"))
             for cid in conversions.get(pid, ()):
                 pipe.get(key(pid, f"conv:{cid}"))
-        replies = iter(await pipe.execute())
+        replies = iter(await self._run(pipe))
         states = {}
         for pid in person_ids:
             own = self._decode(pid, next(replies))
@@ -191,6 +214,10 @@ class JourneyStore:
             stored = {cid: raw for cid in conversions.get(pid, ()) if (raw := next(replies)) is not None}
             states[pid] = PersonState(own.journey, own.fence, stored, anonymous)
         return states
+
+    async def _run(self, pipe: Any) -> list[Any]:
+        async with asyncio.timeout(self.timeout_s):
+            return await pipe.execute()
 
     async def routing(
         self, claims: Sequence[tuple[str, str]], anonymous_ids: Sequence[str], conversion_ids: Sequence[str]
@@ -212,7 +239,7 @@ class JourneyStore:
             pipe.get(identity_key(anon))
         for cid in conversion_ids:
             pipe.get(conversion_index_key(cid))
-        replies = await pipe.execute()
+        replies = await self._run(pipe)
         found = replies[: len(claims)]
         mapped = replies[len(claims) : len(claims) + len(anonymous_ids)]
         owners = replies[len(claims) + len(anonymous_ids) :]
@@ -237,7 +264,7 @@ class JourneyStore:
         if not written:
             return refused_first
         refused = set(refused_first)
-        for pid, value, ok in zip(written, values, await pipe.execute(), strict=True):
+        for pid, value, ok in zip(written, values, await self._run(pipe), strict=True):
             if ok:
                 state = results[pid].state
                 fence = dataclasses.replace(state.fence, version=state.fence.version + 1)
@@ -267,7 +294,7 @@ class JourneyStore:
         pipe = self.redis.pipeline(transaction=False)
         for _pid, anon, state in owners:
             await self._queue_apply(pipe, anon, StepResult(state, {}, [], [], 0, True))
-        replies = await pipe.execute()
+        replies = await self._run(pipe)
         return {pid for (pid, _anon, _state), ok in zip(owners, replies, strict=True) if not ok}
 
     @staticmethod
@@ -295,16 +322,7 @@ class JourneyStore:
     async def _queue_apply(self, pipe: Any, pid: str, result: StepResult) -> bytes:
         """Queue the person's fenced write on `pipe`; returns the state value written."""
         state = result.state
-        outbox = [
-            x
-            for o, msgs in result.outbox.items()
-            for x in (
-                o,
-                orjson.dumps(
-                    [(m.topic, None if m.key is None else m.key.decode(), m.value.decode()) for m in msgs]
-                ),
-            )
-        ]
+        outbox = [x for o, msgs in result.outbox.items() for x in (o, _outbox_entry(msgs))]
         keys = [key(pid, "state"), key(pid, "out")]
         keys += [key(pid, f"conv:{c.conversion_id}") for c in result.conversions]
         value = encode_state(state, state.fence.version + 1)
@@ -332,10 +350,8 @@ class JourneyStore:
         for pid in pids:
             pipe.hmget(key(pid, "out"), list(wanted[pid]))
         found: dict[str, dict[int, list[Message]]] = {}
-        for pid, entries in zip(pids, await pipe.execute(), strict=True):
-            found[pid] = {
-                o: _messages(orjson.loads(raw)) for o, raw in zip(wanted[pid], entries, strict=True) if raw
-            }
+        for pid, entries in zip(pids, await self._run(pipe), strict=True):
+            found[pid] = {o: _outputs(raw) for o, raw in zip(wanted[pid], entries, strict=True) if raw}
         return found
 
     async def clear_outbox(self, delivered: Mapping[str, Sequence[int]]) -> None:
@@ -346,7 +362,7 @@ class JourneyStore:
         pipe = self.redis.pipeline(transaction=False)
         for pid, offsets in delivered.items():
             pipe.hdel(key(pid, "out"), *offsets)
-        await pipe.execute()
+        await self._run(pipe)
 
     async def add_aggregates(
         self, batches: Mapping[int, PartitionBatch], persons: Mapping[str, tuple[int, StepResult]]
@@ -368,14 +384,14 @@ class JourneyStore:
                 args += [inc.offset, inc.path, inc.conversions, inc.value_micros, inc.nulls]
             keys = [partition_key(partition, name) for name in ("paths", "paths-fence", "watermark")]
             await self._paths(keys=keys, args=args, client=pipe)
-        await pipe.execute()
+        await self._run(pipe)
 
     async def watermarks(self, partitions: Sequence[int]) -> dict[int, int]:
         """Each partition's event-time watermark (max event ts applied), where there is one."""
         pipe = self.redis.pipeline(transaction=False)
         for partition in partitions:
             pipe.get(partition_key(partition, "watermark"))
-        return {p: int(w) for p, w in zip(partitions, await pipe.execute(), strict=True) if w is not None}
+        return {p: int(w) for p, w in zip(partitions, await self._run(pipe), strict=True) if w is not None}
 
     async def path_stats(self, partitions: int) -> dict[tuple[str, ...], PathCount]:
         """Every partition's path counts, summed (integer sums: exact and order-free)."""
@@ -383,7 +399,7 @@ class JourneyStore:
         for partition in range(partitions):
             pipe.hgetall(partition_key(partition, "paths"))
         totals: dict[str, list[int]] = {}
-        for raw in await pipe.execute():
+        for raw in await self._run(pipe):
             for field, count in raw.items():
                 kind, _, path = field.decode().partition("|")
                 if path:
@@ -394,16 +410,19 @@ class JourneyStore:
 
     async def store_snapshot(self, snapshot_id: str, doc: bytes) -> bool:
         """Make this the current snapshot; True when it changed (publish it)."""
-        return bool(await self._snapshot(keys=[SNAPSHOT_ID, SNAPSHOT], args=[snapshot_id, doc]))
+        async with asyncio.timeout(self.timeout_s):
+            return bool(await self._snapshot(keys=[SNAPSHOT_ID, SNAPSHOT], args=[snapshot_id, doc]))
 
     async def current_snapshot(self) -> bytes | None:
-        return await self.redis.get(SNAPSHOT)
+        async with asyncio.timeout(self.timeout_s):
+            return await self.redis.get(SNAPSHOT)
 
     async def due(
         self, partition: int, kind: str, before_ts: int, limit: int = 1000
     ) -> list[tuple[str, int]]:
         """(person, score) of `partition` in index `kind` ("open" or "active") scored before `before_ts`."""
-        raw = await self.redis.zrangebyscore(
-            partition_key(partition, kind), "-inf", before_ts, start=0, num=limit, withscores=True
-        )
+        async with asyncio.timeout(self.timeout_s):
+            raw = await self.redis.zrangebyscore(
+                partition_key(partition, kind), "-inf", before_ts, start=0, num=limit, withscores=True
+            )
         return [(member.decode(), int(score)) for member, score in raw]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 import redis as redis_sync
 from prometheus_client import CollectorRegistry
@@ -14,7 +15,7 @@ from redis.asyncio import Redis
 
 from stream.events import encode_event
 from stream.metrics import Metrics
-from stream.output import CONVERSIONS, Message
+from stream.output import CONVERSIONS, CREDITS, Message, conversion_messages
 from stream.person import Config
 from stream.records import Event, RawRecord
 from stream.store import JourneyStore, Ttls, partition_key
@@ -74,4 +75,11 @@ def test_replay_with_new_batch_boundaries_loses_nothing(services) -> None:
 
     emitter, paths = asyncio.run(run())
     assert sum(m.topic == CONVERSIONS for m in emitter.sent) == 1  # re-emitted from the outbox
+    # with its credit row, derived again from the stored conversion value (the outbox keeps
+    # no credit rows): the one email touch, under the one model
+    (conversion,) = [m for m in emitter.sent if m.topic == CONVERSIONS]
+    assert [m for m in emitter.sent if m.topic == CREDITS] == conversion_messages(
+        orjson.loads(conversion.value)
+    )[1:]
+    assert sum(m.topic == CREDITS for m in emitter.sent) == 1
     assert paths[b"c|email"] == b"1" and paths[b"v|email"] == b"10000000"  # counted exactly once
