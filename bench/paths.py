@@ -51,14 +51,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="touchstream-paths-"))
-    print(f"{'paths':>10} {'file MiB':>9} {'seconds':>8} {'paths/s':>9} {'peak RSS MiB':>13}")
-    for size in args.sizes:
-        csv = workdir / f"paths-{size}.csv"
-        write_paths(csv, size)
-        elapsed, peak = run(csv)  # ru_maxrss of children is the max over all children so far
-        mib = csv.stat().st_size / 2**20
-        print(f"{size:>10,} {mib:>9.1f} {elapsed:>8.1f} {size / elapsed:>9,.0f} {peak:>13.0f}")
+    with tempfile.TemporaryDirectory(prefix="touchstream-paths-") as tmp:  # path files: hundreds of MiB
+        workdir = Path(tmp)
+        print(f"{'paths':>10} {'file MiB':>9} {'seconds':>8} {'paths/s':>9} {'peak RSS MiB':>13}")
+        for size in args.sizes:
+            csv = workdir / f"paths-{size}.csv"
+            write_paths(csv, size)
+            elapsed, peak = run(csv)  # ru_maxrss of children is the max over all children so far
+            mib = csv.stat().st_size / 2**20
+            print(f"{size:>10,} {mib:>9.1f} {elapsed:>8.1f} {size / elapsed:>9,.0f} {peak:>13.0f}")
 
 
 if __name__ == "__main__":

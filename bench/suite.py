@@ -305,48 +305,51 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="touchstream-bench-"))
-    with local_services(workdir) as (bootstrap, redis_url):
-        redis = Redis.from_url(redis_url)
-        base = Settings.from_env(
-            {},
-            kafka_bootstrap_servers=bootstrap,
-            redis_url=redis_url,
-            partitions=PARTITIONS,
-            web_port=16090,
-            commit_interval_ms=200,
-            model_refresh_ms=3_600_000,
-            log_level="info",
-        )
-        records = workload(args.customers)
-        total = len(records)
-        print(f"workload: {total} events, {args.customers} customers, {PARTITIONS} partitions", flush=True)
-        results: dict[str, Any] = {"events": total, "customers": args.customers, "cores": os.cpu_count()}
-        (shared,) = fresh(base, "cmp")
-        asyncio.run(ensure_topics(shared))
-        topic = shared.topic(RAW)
-        asyncio.run(produce(bootstrap, topic, records))
-        results["ceiling"] = asyncio.run(ceiling(bootstrap, topic, total))
-        results["floor"] = run_app("floor", bootstrap, redis_url, topic, total, workdir)
-        results["naive"] = run_app("naive", bootstrap, redis_url, topic, total, workdir)
-        print(
-            f"ceiling {results['ceiling']:,.0f}/s  floor {results['floor']:,.0f}/s  "
-            f"naive {results['naive']:,.0f}/s",
-            flush=True,
-        )
-        scale = []
-        for n in (int(w) for w in args.workers.split(",")):
-            scale.append(run_touchstream(base, n, records, workdir, redis, memory=n == 1))
-            print(f"touchstream x{n}: {scale[-1]['events_per_s']:,.0f}/s", flush=True)
-        results["scale_out"] = scale
-        results["touchstream"] = scale[0]["events_per_s"]
-        top = results["touchstream"]
-        results["latency"] = {
-            label: run_latency(base, records, rate, args.latency_seconds, workdir, redis)
-            for label, rate in (("max", top), ("half", top / 2))
-        }
-    report(results)
-    args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    with tempfile.TemporaryDirectory(prefix="touchstream-bench-") as tmp:  # Kafka data: gigabytes
+        workdir = Path(tmp)
+        with local_services(workdir) as (bootstrap, redis_url):
+            redis = Redis.from_url(redis_url)
+            base = Settings.from_env(
+                {},
+                kafka_bootstrap_servers=bootstrap,
+                redis_url=redis_url,
+                partitions=PARTITIONS,
+                web_port=16090,
+                commit_interval_ms=200,
+                model_refresh_ms=3_600_000,
+                log_level="info",
+            )
+            records = workload(args.customers)
+            total = len(records)
+            print(
+                f"workload: {total} events, {args.customers} customers, {PARTITIONS} partitions", flush=True
+            )
+            results: dict[str, Any] = {"events": total, "customers": args.customers, "cores": os.cpu_count()}
+            (shared,) = fresh(base, "cmp")
+            asyncio.run(ensure_topics(shared))
+            topic = shared.topic(RAW)
+            asyncio.run(produce(bootstrap, topic, records))
+            results["ceiling"] = asyncio.run(ceiling(bootstrap, topic, total))
+            results["floor"] = run_app("floor", bootstrap, redis_url, topic, total, workdir)
+            results["naive"] = run_app("naive", bootstrap, redis_url, topic, total, workdir)
+            print(
+                f"ceiling {results['ceiling']:,.0f}/s  floor {results['floor']:,.0f}/s  "
+                f"naive {results['naive']:,.0f}/s",
+                flush=True,
+            )
+            scale = []
+            for n in (int(w) for w in args.workers.split(",")):
+                scale.append(run_touchstream(base, n, records, workdir, redis, memory=n == 1))
+                print(f"touchstream x{n}: {scale[-1]['events_per_s']:,.0f}/s", flush=True)
+            results["scale_out"] = scale
+            results["touchstream"] = scale[0]["events_per_s"]
+            top = results["touchstream"]
+            results["latency"] = {
+                label: run_latency(base, records, rate, args.latency_seconds, workdir, redis)
+                for label, rate in (("max", top), ("half", top / 2))
+            }
+        report(results)
+        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
 
 def report(r: dict[str, Any]) -> None:

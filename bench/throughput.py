@@ -31,54 +31,55 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--profile", help="write a py-spy profile of the worker to this file")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="touchstream-bench-"))
-    with local_services(workdir) as (bootstrap, redis_url):
-        settings = Settings.from_env(
-            {},
-            kafka_bootstrap_servers=bootstrap,
-            redis_url=redis_url,
-            app_id=f"bench-{int(time.time())}",
-            topic_prefix=f"bench{int(time.time())}.",
-            partitions=args.partitions,
-            batch_size=args.batch_size,
-            web_port=16099,
-        )
-        asyncio.run(ensure_topics(settings))
-        events = [event_record(e) for e in generate(args.customers, 1, int(time.time() * 1000))]
-        asyncio.run(produce(bootstrap, settings.topic(RAW), events))
-        worker = WorkerProcess(settings, workdir / "worker.log").start()
-        try:
-            started = time.monotonic()
-            if args.profile:
-                import subprocess
-                import sys
+    with tempfile.TemporaryDirectory(prefix="touchstream-bench-") as tmp:  # Kafka data: gigabytes
+        workdir = Path(tmp)
+        with local_services(workdir) as (bootstrap, redis_url):
+            settings = Settings.from_env(
+                {},
+                kafka_bootstrap_servers=bootstrap,
+                redis_url=redis_url,
+                app_id=f"bench-{int(time.time())}",
+                topic_prefix=f"bench{int(time.time())}.",
+                partitions=args.partitions,
+                batch_size=args.batch_size,
+                web_port=16099,
+            )
+            asyncio.run(ensure_topics(settings))
+            events = [event_record(e) for e in generate(args.customers, 1, int(time.time() * 1000))]
+            asyncio.run(produce(bootstrap, settings.topic(RAW), events))
+            worker = WorkerProcess(settings, workdir / "worker.log").start()
+            try:
+                started = time.monotonic()
+                if args.profile:
+                    import subprocess
+                    import sys
 
-                assert worker.proc is not None
-                spy = Path(sys.executable).with_name("py-spy")
-                subprocess.Popen(
-                    [
-                        str(spy),
-                        "record",
-                        "-o",
-                        args.profile,
-                        "-d",
-                        "12",
-                        "-f",
-                        "speedscope",
-                        "-p",
-                        str(worker.proc.pid),
-                    ]
-                )
-            while metric(settings, 'touchstream_batch_size_sum{agent="journeys"}') < len(events):
-                time.sleep(0.1)
-            elapsed = time.monotonic() - started
-        finally:
-            worker.stop()
-        print(
-            f"{len(events)} events through ingest + journeys in {elapsed:.2f} s: "
-            f"{len(events) / elapsed:,.0f} events/s (1 worker, batch {args.batch_size}, "
-            f"{args.partitions} partitions)"
-        )
+                    assert worker.proc is not None
+                    spy = Path(sys.executable).with_name("py-spy")
+                    subprocess.Popen(
+                        [
+                            str(spy),
+                            "record",
+                            "-o",
+                            args.profile,
+                            "-d",
+                            "12",
+                            "-f",
+                            "speedscope",
+                            "-p",
+                            str(worker.proc.pid),
+                        ]
+                    )
+                while metric(settings, 'touchstream_batch_size_sum{agent="journeys"}') < len(events):
+                    time.sleep(0.1)
+                elapsed = time.monotonic() - started
+            finally:
+                worker.stop()
+            print(
+                f"{len(events)} events through ingest + journeys in {elapsed:.2f} s: "
+                f"{len(events) / elapsed:,.0f} events/s (1 worker, batch {args.batch_size}, "
+                f"{args.partitions} partitions)"
+            )
 
 
 if __name__ == "__main__":

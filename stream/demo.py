@@ -36,29 +36,32 @@ def _interrupt(signum: int, frame: object) -> None:
 def run_demo(settings: Settings, customers: int, rate: float) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly on SIGTERM as on Ctrl-C
     console = Console()
-    workdir = Path(tempfile.mkdtemp(prefix="touchstream-demo-"))
-    console.print(f"[bold]Touchstream demo[/] — starting Kafka and Redis in {workdir} …")
-    with local_services(workdir) as (bootstrap, redis_url):
-        settings = dataclasses.replace(
-            settings,
-            kafka_bootstrap_servers=bootstrap,
-            redis_url=redis_url,
-            app_id=f"touchstream-demo-{int(time.time())}",
-            log_level="info",
-        )
-        asyncio.run(ensure_topics(settings))
-        worker = WorkerProcess(settings, workdir / "worker.log")
-        console.print(f"broker {bootstrap} · redis {redis_url} · starting worker (log: {worker.log}) …")
-        try:
-            worker.start(timeout=120)
-            console.print(f"worker ready · metrics on http://{settings.web_host}:{settings.web_port}/metrics")
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_live(settings, customers, rate, console))
-        finally:
-            console.print("stopping worker …")
-            worker.stop()
-    console.print("stopped.")
-    return 0
+    with tempfile.TemporaryDirectory(prefix="touchstream-demo-") as tmp:  # Kafka data: gigabytes
+        workdir = Path(tmp)
+        console.print(f"[bold]Touchstream demo[/] — starting Kafka and Redis in {workdir} …")
+        with local_services(workdir) as (bootstrap, redis_url):
+            settings = dataclasses.replace(
+                settings,
+                kafka_bootstrap_servers=bootstrap,
+                redis_url=redis_url,
+                app_id=f"touchstream-demo-{int(time.time())}",
+                log_level="info",
+            )
+            asyncio.run(ensure_topics(settings))
+            worker = WorkerProcess(settings, workdir / "worker.log")
+            console.print(f"broker {bootstrap} · redis {redis_url} · starting worker (log: {worker.log}) …")
+            try:
+                worker.start(timeout=120)
+                console.print(
+                    f"worker ready · metrics on http://{settings.web_host}:{settings.web_port}/metrics"
+                )
+                with contextlib.suppress(KeyboardInterrupt):
+                    asyncio.run(_live(settings, customers, rate, console))
+            finally:
+                console.print("stopping worker …")
+                worker.stop()
+        console.print("stopped.")
+        return 0
 
 
 async def _live(settings: Settings, customers: int, rate: float, console: Console) -> None:
