@@ -65,7 +65,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
     async def _drain_messages(self, fetcher: Any) -> None:  # Faust's fetch loop, replaced
         handlers: Mapping[str, BatchHandler] = self.app.batch_handlers  # type: ignore[attr-defined]
         queues = {topic: asyncio.Queue[Batch](QUEUED_BATCHES) for topic in handlers}
-        tasks = [asyncio.create_task(self._deliver(handlers[t], q)) for t, q in queues.items()]
+        delivering = {t: asyncio.create_task(self._deliver(handlers[t], q)) for t, q in queues.items()}
+        tasks = list(delivering.values())
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 self.diag.set_flag(CONSUMER_FETCHING)
@@ -81,8 +82,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     await self.perform_seek()  # what Faust's getmany does: refetch later
                     continue
                 for topic, batch in self._split(records, active).items():
-                    self._unacked_messages.add(batch.in_flight)  # type: ignore[arg-type]
-                    await queues[topic].put(batch)
+                    await self._enqueue(queues[topic], batch, delivering[topic])
         except self.consumer_stopped_errors:
             if not self.transport.app.should_stop:
                 raise
@@ -92,6 +92,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
             for queue in queues.values():
                 while not queue.empty():
                     self._drop(queue.get_nowait())
+
+    async def _enqueue(self, queue: asyncio.Queue[Batch], batch: Batch, handler: asyncio.Task[None]) -> None:
+        """Queue `batch` (unacked from now on), unless its handler failed meanwhile: then raise
+        that failure (a full queue whose handler is gone would otherwise wait forever)."""
+        self._unacked_messages.add(batch.in_flight)  # type: ignore[arg-type]
+        put = asyncio.ensure_future(queue.put(batch))
+        await asyncio.wait({put, handler}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+            self._drop(batch)
+            handler.result()
 
     def _split(self, records: Mapping[TP, list[Any]], active: set[TP] | None) -> dict[str, Batch]:
         """The fetched records of each topic, as one batch, skipping what was already read."""

@@ -94,11 +94,16 @@ def test_sigterm_commits_what_was_applied_and_exits_in_time(make_settings, start
 def test_a_bug_crashes_the_worker_and_its_batch_is_processed_after_the_fix(make_settings, tmp_path) -> None:
     """A failure that is not transient (here: a person's Redis key of the wrong type) stops the
     worker with a non-zero exit instead of skipping the batch; once fixed, a new worker
-    processes everything from the committed offsets."""
-    settings = make_settings(model_refresh_ms=3_600_000)
+    processes everything from the committed offsets. Small batches: the fetch loop has
+    filled the dead handler's queue by then, and must still notice the failure."""
+    settings = make_settings(model_refresh_ms=3_600_000, batch_size=10)
     asyncio.run(ensure_topics(settings))
     events = list(generate(30, seed=8, end_ms=END_MS))
-    broken = key(events[0]["customer_id"], "state")
+    first_seen: dict[str, int] = {}
+    for i, e in enumerate(events):
+        first_seen.setdefault(e["customer_id"], i)
+    late = max(first_seen, key=first_seen.__getitem__)  # first met when the queue is full
+    broken = key(late, "state")
     client = redis_sync.Redis.from_url(settings.redis_url)
     client.rpush(broken, "not a person state")
     worker = WorkerProcess(settings, tmp_path / "broken.log").start()
