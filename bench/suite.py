@@ -303,6 +303,11 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--workers", default="1,2,4", help="worker counts of the scale-out runs")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--latency-rates",
+        default="",
+        help="also measure latency at these fixed rates (events/s, comma separated)",
+    )
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="touchstream-bench-") as tmp:  # Kafka data: gigabytes
@@ -346,7 +351,11 @@ def main() -> None:
             top = results["touchstream"]
             results["latency"] = {
                 label: run_latency(base, records, rate, args.latency_seconds, workdir, redis)
-                for label, rate in (("max", top), ("half", top / 2))
+                for label, rate in (
+                    ("max", top),
+                    ("half", top / 2),
+                    *((f"{r}/s", float(r)) for r in args.latency_rates.split(",") if r),
+                )
             }
         report(results)
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
