@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    worker = sub.add_parser("worker", help="run a Faust worker (all agents); run more to scale out")
+    worker = sub.add_parser("worker", help="run a worker (handlers, timers, /metrics); run more to scale out")
     worker.add_argument("--web-port", type=int, help="overrides TOUCHSTREAM_WEB_PORT")
     demo = sub.add_parser("demo", help="start broker, Redis, worker and simulator; print live attribution")
     demo.add_argument("--customers", type=int, default=2000)

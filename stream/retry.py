@@ -2,8 +2,8 @@
 
 A batch handler is idempotent (fenced state, outputs re-emitted from the outbox,
 offset-fenced path counts), so when Redis or the broker fails mid-batch the whole
-batch is simply retried: the agent stops consuming (Faust's buffer fills and the
-consumer pauses) instead of dropping anything, and resumes when the backend is back.
+batch is simply retried: the handler takes nothing more (its queue fills and the fetch
+loop stops fetching) instead of dropping anything, and resumes when the backend is back.
 """
 
 from __future__ import annotations
