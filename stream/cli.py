@@ -22,7 +22,7 @@ import orjson
 from stream import kafka_io
 from stream import settings as settings_mod
 from stream.security import aiokafka_options
-from stream.settings import Settings, SettingsError
+from stream.settings import Settings, SettingsError, unknown_variables
 from stream.simulate import generate
 from stream.topics import RAW, ensure_topics
 
@@ -104,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        for name in unknown_variables(os.environ):
+            print(f"touchstream: warning: {name} is not a setting (ignored)", file=sys.stderr)
         return int(COMMANDS[args.command](settings, args) or 0)
     except (CliError, SettingsError) as exc:
         print(f"touchstream: error: {exc}", file=sys.stderr)

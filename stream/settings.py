@@ -220,6 +220,16 @@ def env_name(field_name: str) -> str:
     return PREFIX + field_name.upper()
 
 
+OTHER_VARIABLES = ("TOUCHSTREAM_CACHE_DIR",)  # read by stream/infra.py, not a setting
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """`TOUCHSTREAM_*` names in `env` that are no setting: a typo, or a retired setting
+    (such as `TOUCHSTREAM_BATCH_WITHIN_MS`). `from_env` ignores them; the CLI warns."""
+    known = {env_name(f.name) for f in dataclasses.fields(Settings)} | set(OTHER_VARIABLES)
+    return sorted(name for name in env if name.startswith(PREFIX) and name not in known)
+
+
 def to_env(settings: Settings) -> dict[str, str]:
     """The `TOUCHSTREAM_*` variables that make `from_env` rebuild exactly these settings."""
     env = {}

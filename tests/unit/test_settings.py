@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from stream.records import ModelParams
-from stream.settings import Settings, SettingsError, describe, env_name, redact_url
+from stream.settings import Settings, SettingsError, describe, env_name, redact_url, unknown_variables
 
 # --- builders ----------------------------------------------------------------
 
@@ -105,6 +105,17 @@ def test_overrides_win():
 
 def test_unrelated_variables_are_ignored():
     assert Settings.from_env({"PARTITIONS": "3", "TOUCHSTREAM_NOPE": "1"}) == Settings()
+
+
+def test_unknown_touchstream_variables_are_named():
+    env = {
+        "TOUCHSTREAM_NOPE": "1",
+        "TOUCHSTREAM_BATCH_WITHIN_MS": "50ms",  # retired
+        "TOUCHSTREAM_PARTITIONS": "3",
+        "TOUCHSTREAM_CACHE_DIR": "/tmp/x",
+        "PATH": "/bin",
+    }
+    assert unknown_variables(env) == ["TOUCHSTREAM_BATCH_WITHIN_MS", "TOUCHSTREAM_NOPE"]
 
 
 @pytest.mark.parametrize(
