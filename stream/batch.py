@@ -17,8 +17,6 @@ import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from aiokafka.partitioner import murmur2
-
 from stream.attribution import MODELS, markov, shapley
 from stream.attribution.paths import PathCount, parse_path
 from stream.attribution.snapshot import VALUE_SCALE, Snapshot
@@ -27,6 +25,7 @@ from stream.journey import EXPIRY_SLACK_MS
 from stream.output import CONVERSIONS, PATHS, PERSONS, read_path_message
 from stream.person import Config, PersonState, Positioned, step
 from stream.records import AttributionInput, Event, ModelParams, Touchpoint
+from stream.topics import key_hash
 
 BATCH_TP = "batch:0"
 DAY_MS = 24 * 3600 * 1000
@@ -125,7 +124,7 @@ class EventReplay:
         list(self._apply(Event(f"{kind}:{pid}:{ts}", kind, ts, pid)))  # type: ignore[arg-type]
 
     def partition(self, person_id: str) -> int:
-        return (murmur2(person_id.encode()) & 0x7FFFFFFF) % self.partitions
+        return key_hash(person_id.encode()) % self.partitions
 
     def _route(self, event: Event) -> Event | Rejection:
         """The ingest agent's routing: identity map (first mapping wins), revenue by conversion."""

@@ -81,7 +81,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if not self.flow_active:
                     await self.perform_seek()  # what Faust's getmany does: refetch later
                     continue
-                for topic, batch in self._split(records, active).items():
+                for topic, batch in (await self._split(records, active)).items():
                     await self._enqueue(queues[topic], batch, delivering[topic])
         except self.consumer_stopped_errors:
             if not self.transport.app.should_stop:
@@ -104,7 +104,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._drop(batch)
             handler.result()
 
-    def _split(self, records: Mapping[TP, list[Any]], active: set[TP] | None) -> dict[str, Batch]:
+    async def _split(self, records: Mapping[TP, list[Any]], active: set[TP] | None) -> dict[str, Batch]:
         """The fetched records of each topic, as one batch, skipping what was already read."""
         generation = self.app.consumer_generation_id
         batches: dict[str, Batch] = {}
@@ -116,7 +116,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if not fresh:
                 continue
             if read is not None and fresh[0].offset - read > 1:  # a gap (compaction, markers)
-                self._add_gap_now(tp, read + 1, fresh[0].offset)
+                await self._add_gap(tp, read + 1, fresh[0].offset)  # Faust's own bookkeeping
             self._read_offset[tp] = fresh[-1].offset
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             batch = batches.setdefault(tp.topic, Batch([], generation))
@@ -125,15 +125,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 RawRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000) for r in fresh
             )
         return batches
-
-    def _add_gap_now(self, tp: TP, offset_from: int, offset_to: int) -> None:
-        committed = self._committed_offset[tp]
-        if committed is not None:
-            offset_from = max(offset_from, committed + 1)
-        if offset_from <= offset_to:
-            gap = self._gap[tp]
-            gap.addi(offset_from, offset_to + 1)
-            gap.merge_overlaps()
 
     async def _deliver(self, handler: BatchHandler, queue: asyncio.Queue[Batch]) -> None:
         while True:

@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from aiokafka.partitioner import murmur2
-
 from stream.output import Message
+from stream.topics import key_hash
 
 KEY_CACHE = 200_000  # keys whose murmur2 hash is remembered (a person's events repeat it)
 
@@ -84,7 +83,7 @@ class Emitter:
         if hashed is None:
             if len(self._hashes) >= KEY_CACHE:
                 self._hashes.clear()
-            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+            hashed = self._hashes[key] = key_hash(key)
         return hashed % count
 
     @staticmethod

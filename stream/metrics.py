@@ -6,6 +6,8 @@ registry; together they are served on the worker's `/metrics` page.
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -69,3 +71,10 @@ class Metrics:
                 registry=registry,
             ),
         )
+
+
+def count_labels(counter: Counter, labels: Iterable[str]) -> None:
+    """Add one per item of `labels` to the counter's children, one `inc` per distinct label:
+    called per batch, as `labels()` costs too much to call per event."""
+    for label, n in Tally(labels).items():
+        counter.labels(label).inc(n)

@@ -11,9 +11,17 @@ import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from stream.security import aiokafka_options
 from stream.settings import Settings
+
+
+def key_hash(key: bytes) -> int:
+    """Kafka's default partitioner hashes a key so: the record goes to `key_hash % partitions`
+    (Java clients, aiokafka, the emitter and the batch mode's partitions agree)."""
+    return murmur2(key) & 0x7FFFFFFF
+
 
 RAW = "touchpoints.raw"
 PUBLIC = (

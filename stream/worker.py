@@ -14,7 +14,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -24,7 +23,7 @@ from stream.attribution.snapshot import Snapshot
 from stream.emitter import Emitter
 from stream.events import Limits, Rejection, decode_event, encode_event, validate
 from stream.journey import EXPIRY_SLACK_MS, Rules
-from stream.metrics import Metrics
+from stream.metrics import Metrics, count_labels
 from stream.output import (
     CONVERSIONS,
     PATHS,
@@ -61,11 +60,11 @@ class Ingestor:
         now_ms = int(time.time() * 1000)
         routed: list[tuple[Message, float | None]] = []  # person-keyed copies, raw timestamps
         side: list[Message] = []  # DLQ and identity-conflict records
-        types: Counter[str] = Counter()  # counted per batch, not per event: labels() is costly
-        reasons: Counter[str] = Counter()
+        types: list[str] = []
+        reasons: list[str] = []
         for rec, result in await self._route(records, now_ms):
             if isinstance(result, Event):
-                types[result.type] += 1
+                types.append(result.type)
                 routed.append(
                     (Message(PERSONS, result.person_id.encode(), encode_event(result)), rec.timestamp)
                 )
@@ -73,7 +72,7 @@ class Ingestor:
                 self.metrics.identity_conflicts.inc()
                 side.append(conflict_message(result.event, result.mapped_to))
             else:
-                reasons[result.reason_code] += 1
+                reasons.append(result.reason_code)
                 side.append(
                     dlq_message(
                         rec.key,
@@ -86,10 +85,8 @@ class Ingestor:
                     )
                 )
         await self.emitter.emit_stamped(routed + [(m, None) for m in side])
-        for kind, n in types.items():
-            self.metrics.events_in.labels(kind).inc(n)
-        for reason, n in reasons.items():
-            self.metrics.dlq.labels(reason).inc(n)
+        count_labels(self.metrics.events_in, types)
+        count_labels(self.metrics.dlq, reasons)
         self.metrics.batch_size.labels("ingest").observe(len(records))
 
     async def _route(
@@ -194,8 +191,7 @@ class JourneyProcessor:
                 controls.append(event.type)
             else:
                 max_ts[rec.partition] = max(event.ts, max_ts.get(rec.partition, 0))
-        for kind, n in Counter(controls).items():
-            self.metrics.events_in.labels(kind).inc(n)
+        count_labels(self.metrics.events_in, controls)
         results = await self._apply(by_person, partitions)
         outputs = {pid: r.outbox for pid, r in results.items()}
         replayed = await self.store.replayed_outputs(
@@ -279,8 +275,7 @@ class JourneyProcessor:
                         m.latency_ms.observe(max(0.0, now - sent[(partitions[pid], offset)]) * 1000)
                     elif msg.topic == SESSIONS:
                         closed.append("idle" if b'"closed_by":"idle"' in msg.value else "next_session")
-        for how, n in Counter(closed).items():
-            m.sessions_out.labels(how).inc(n)
+        count_labels(m.sessions_out, closed)
 
 
 async def _all(*steps: Awaitable[None]) -> None:
