@@ -56,6 +56,14 @@ def oracle(settings: Settings, events: list[dict], now_ms: int) -> Oracle:
     return Oracle({orjson.loads(v)["attribution_id"]: v for v in values}, replay)
 
 
+def conversions_seen(settings: Settings, count: int, timeout: float, settle: float = 2.0) -> list:
+    """`attribution.conversions` from the beginning: `count` records, then `settle` s more."""
+    topic = settings.topic("attribution.conversions")
+    return asyncio.run(
+        collect(settings.kafka_bootstrap_servers, topic, count=count, timeout=timeout, settle=settle)
+    )
+
+
 def mismatches(settings: Settings, expected: Oracle, seen: list) -> dict[str, int]:
     """Everything that differs from the oracle; all zero when the stream is exact."""
     client = redis.Redis.from_url(settings.redis_url)
@@ -219,15 +227,7 @@ def test_kills_rebalances_and_restarts_lose_nothing(services, tmp_path, report) 
 
     deadline = time.monotonic() + 240
     while True:
-        seen = asyncio.run(
-            collect(
-                broker.bootstrap,
-                settings.topic("attribution.conversions"),
-                count=len(expected.conversions),
-                timeout=30,
-                settle=1,
-            )
-        )
+        seen = conversions_seen(settings, len(expected.conversions), timeout=30, settle=1)
         off = mismatches(settings, expected, seen)
         if not any(off.values()) or time.monotonic() > deadline:
             break
@@ -265,20 +265,10 @@ def test_redis_without_persistence_loses_journeys(tmp_path, report) -> None:
         worker = WorkerProcess(settings, tmp_path / "worker.log").start()
         asyncio.run(produce(broker.bootstrap, settings.topic(RAW), [event_record(e) for e in events[:half]]))
         first = sum(e["type"] == "conversion" for e in events[:half])
-        asyncio.run(
-            collect(broker.bootstrap, settings.topic("attribution.conversions"), count=first, timeout=60)
-        )
+        conversions_seen(settings, first, timeout=60)
         store.restart()  # no AOF: comes back empty
         asyncio.run(produce(broker.bootstrap, settings.topic(RAW), [event_record(e) for e in events[half:]]))
-        seen = asyncio.run(
-            collect(
-                broker.bootstrap,
-                settings.topic("attribution.conversions"),
-                count=len(expected.conversions),
-                timeout=120,
-                settle=3,
-            )
-        )
+        seen = conversions_seen(settings, len(expected.conversions), timeout=120, settle=3)
         time.sleep(3)
         off = mismatches(settings, expected, seen)
         worker.stop()
