@@ -9,13 +9,13 @@ BIN := $(VENV)/bin
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,local]'
 	@touch $@
 
-install: $(BIN)/.installed ## create the virtualenv and install touchstream with its dev tools
+install: $(BIN)/.installed ## create the virtualenv; install touchstream, its local services and dev tools (pinned)
 
 demo: install ## run the main job: Kafka + Redis + worker + simulator, live attribution (Ctrl-C stops)
 	$(BIN)/touchstream demo
@@ -29,11 +29,13 @@ test-unit: install ## pure unit tests only (no broker)
 test-integration: install ## integration tests only
 	$(BIN)/python -m pytest tests/integration
 
-lint: install ## ruff
+lint: install ## ruff (style) and the import contracts (the pure core does no I/O; shells depend downwards)
 	$(BIN)/ruff check stream tests bench
+	$(BIN)/ruff format --check stream tests bench
+	$(BIN)/lint-imports
 
 services: install ## start Kafka and Redis locally and print their addresses (Ctrl-C stops)
-	$(BIN)/python -m stream.infra
+	$(BIN)/python -m stream.devtools.services
 
 bench: install ## the benchmark: ceiling, Faust floor, naive baseline, Touchstream on one workload (minutes)
 	$(BIN)/python -m bench.suite

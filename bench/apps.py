@@ -18,9 +18,12 @@ import orjson
 from faust.worker import Worker
 from redis.asyncio import Redis
 
-from stream import journey as journeys
-from stream.events import Limits, validate
-from stream.records import Event
+from stream.core.apply import apply
+from stream.core.codec import decode_journey, encode_journey
+from stream.core.config import Limits, Rules
+from stream.core.journey import Converted
+from stream.core.records import Event
+from stream.core.validation import validate
 
 
 def create_app(kind: str, bootstrap: str, topic: str, group: str, redis_url: str, web_port: int) -> faust.App:
@@ -45,7 +48,7 @@ def create_app(kind: str, bootstrap: str, topic: str, group: str, redis_url: str
         return app
     redis = Redis.from_url(redis_url)
     out = app.topic(f"{topic}.naive-out", key_serializer="raw", value_serializer="raw")
-    rules, limits = journeys.Rules(), Limits()
+    rules, limits = Rules(), Limits()
 
     @app.agent(raw, name="naive")
     async def naive(stream: faust.StreamT) -> None:
@@ -54,11 +57,11 @@ def create_app(kind: str, bootstrap: str, topic: str, group: str, redis_url: str
             if not isinstance(event, Event):
                 continue
             key = f"naive:{event.person_id}"
-            journey = journeys.loads(await redis.get(key))
-            journey, outputs = journeys.apply(journey, event, rules)
-            await redis.set(key, journeys.dumps(journey))
+            journey = decode_journey(await redis.get(key))
+            journey, outputs = apply(journey, event, rules)
+            await redis.set(key, encode_journey(journey))
             for output in outputs:
-                if isinstance(output, journeys.Converted):
+                if isinstance(output, Converted):
                     await out.send(key=event.person_id.encode(), value=orjson.dumps({"id": event.event_id}))
 
     return app

@@ -8,7 +8,8 @@ from typing import Any
 
 from redis import Redis
 
-from stream.store import decode_state, key
+from stream.adapters.redis.keys import key
+from stream.core.state_codec import decode_state
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

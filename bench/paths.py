@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stream.simulate import NAMES, WEIGHTS
+from stream.devtools.simulate import NAMES, WEIGHTS
 
 
 def write_paths(path: Path, rows: int, seed: int = 3) -> None:

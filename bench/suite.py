@@ -36,12 +36,13 @@ from aiokafka.errors import KafkaError
 from redis import Redis
 
 from bench.measure import cpu_seconds, percentile, person_memory, redis_cpu_seconds
-from stream.infra import local_services
-from stream.kafka_io import Record, event_record, produce
-from stream.runner import WorkerProcess
+from stream.adapters.kafka.clients import Record, event_record, produce
+from stream.adapters.kafka.topics import ensure_topics, persons_topic
+from stream.core.topics import RAW
+from stream.devtools.runner import WorkerProcess
+from stream.devtools.services import local_services
+from stream.devtools.simulate import generate
 from stream.settings import Settings
-from stream.simulate import generate
-from stream.topics import RAW, ensure_topics, persons_topic
 
 PARTITIONS = 8
 SETTLE_S = 5.0  # after the workers are up: the group finishes rebalancing

@@ -16,12 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from stream.infra import local_services
-from stream.kafka_io import event_record, produce
-from stream.runner import WorkerProcess, metric
+from stream.adapters.kafka.clients import event_record, produce
+from stream.adapters.kafka.topics import ensure_topics
+from stream.core.topics import RAW
+from stream.devtools.runner import WorkerProcess, metric
+from stream.devtools.services import local_services
+from stream.devtools.simulate import generate
 from stream.settings import Settings
-from stream.simulate import generate
-from stream.topics import RAW, ensure_topics
 
 
 def main() -> None:

@@ -15,15 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.records import ModelParams
+from stream.core.config import DAY_MS, HOUR_MS, MINUTE_MS, Config, Limits, ModelParams, Rules
+from stream.errors import SettingsError
 
 PREFIX = "TOUCHSTREAM_"
-DAY_MS = 24 * 3600 * 1000
-MINUTE_MS = 60 * 1000
-
-
-class SettingsError(ValueError):
-    """A setting has a value that cannot be used."""
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = None) -> Any:
@@ -35,7 +31,7 @@ def _duration_ms(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", text)
     if not match:
         raise SettingsError(f"not a duration: {text!r} (use e.g. 30m, 90d, 500ms)")
-    unit = {"ms": 1, "s": 1000, "m": MINUTE_MS, "h": 3600 * 1000, "d": DAY_MS}
+    unit = {"ms": 1, "s": 1000, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
     return int(float(match.group(1)) * unit[match.group(2) or "ms"])
 
 
@@ -56,7 +52,7 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
-_protocol = _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_protocol = _choice(*KAFKA_PROTOCOLS)
 _mechanism = _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
@@ -123,9 +119,10 @@ class Settings:
         (), "Lookback per conversion type, e.g. lead=30d,purchase=90d (others: LOOKBACK_MS)", _lookbacks
     )
     journey_cap: int = _setting(200, "Max touchpoints kept per journey", int)
-    grace_ms: int = _setting(
-        10 * MINUTE_MS,
-        "How late (behind the person's last event) an event may arrive; later: DLQ too_late",
+    rederive_ms: int = _setting(
+        90 * DAY_MS,
+        "How far back (behind the person's last event) a late interaction still re-derives its "
+        "sessions exactly; an older one becomes a touchpoint of its own",
         _duration_ms,
     )
     recent_ids: int = _setting(256, "Event ids remembered per person for dedup", int)
@@ -206,6 +203,24 @@ class Settings:
     def model_params(self) -> ModelParams:
         return ModelParams(position_weights=self.position_weights, half_life_ms=self.half_life_ms)
 
+    def config(self) -> Config:
+        """The pure core's configuration. Raises UnknownModelError for an unknown model name."""
+        from stream.attribution import MODELS, check_names  # numpy: only where models are used
+
+        rules = Rules(
+            self.session_timeout_ms,
+            self.lookback_ms,
+            self.journey_cap,
+            self.lookback_by_type,
+            self.rederive_ms,
+        )
+        models = check_names(self.models) if self.models else tuple(MODELS)
+        return Config(rules, self.model_params, models, self.recent_ids)
+
+    def limits(self) -> Limits:
+        """What validation accepts."""
+        return Limits(self.max_value_bytes, self.max_context_bytes, self.max_future_skew_ms)
+
 
 def parse_field(name: str, text: str) -> Any:
     """Parse `text` the way the field's `TOUCHSTREAM_*` variable is parsed (for CLI flags)."""
@@ -220,12 +235,14 @@ def env_name(field_name: str) -> str:
     return PREFIX + field_name.upper()
 
 
-OTHER_VARIABLES = ("TOUCHSTREAM_CACHE_DIR",)  # read by stream/infra.py, not a setting
+OTHER_VARIABLES = ("TOUCHSTREAM_CACHE_DIR",)  # read by stream/devtools (local services), not a setting
 
 
-def unknown_variables(env: Mapping[str, str]) -> list[str]:
-    """`TOUCHSTREAM_*` names in `env` that are no setting: a typo, or a retired setting
-    (such as `TOUCHSTREAM_BATCH_WITHIN_MS`). `from_env` ignores them; the CLI warns."""
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """`TOUCHSTREAM_*` names in `env` (default: the process environment) that are no setting:
+    a typo, or a retired setting (such as `TOUCHSTREAM_BATCH_WITHIN_MS`). `from_env` ignores
+    them; the CLI warns."""
+    env = os.environ if env is None else env
     known = {env_name(f.name) for f in dataclasses.fields(Settings)} | set(OTHER_VARIABLES)
     return sorted(name for name in env if name.startswith(PREFIX) and name not in known)
 

@@ -1,4 +1,4 @@
-"""Heuristic attribution models (DESIGN.md §7).
+"""Heuristic attribution models (docs/architecture.md).
 
 Every model is a pure function `(AttributionInput, ModelParams) -> shares`:
 one share per touch of `inp.touches`, in the same order, each >= 0 and
@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from stream.records import AttributionInput, ModelParams, Touchpoint
+from stream.core.config import ModelParams
+from stream.core.records import AttributionInput, Touchpoint
 
 DIRECT = "direct"
 

@@ -1,4 +1,4 @@
-"""The `markov` model: removal effects of an absorbing Markov chain (DESIGN.md §7).
+"""The `markov` model: removal effects of an absorbing Markov chain (docs/architecture.md).
 
 The chain (order k >= 1). A transient state is the tuple of the last <= k
 channels of a journey; the start state is the empty tuple `()`. A seen path
@@ -48,7 +48,7 @@ from itertools import pairwise
 import numpy as np
 
 from stream.attribution.paths import PathStats, channels, global_totals, proportional_shares, seen
-from stream.records import AttributionInput
+from stream.core.records import AttributionInput
 
 __all__ = ["channel_totals", "markov_shares", "removal_effects"]
 

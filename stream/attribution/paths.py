@@ -1,4 +1,4 @@
-"""Aggregate path counts: what the data-driven models learn from (DESIGN.md §7).
+"""Aggregate path counts: what the data-driven models learn from (docs/architecture.md).
 
 A *path* is the channels of one journey's touchpoints in time order, repeats
 kept: `("seo", "email", "email")`. `PathStats` maps each path to a
@@ -21,11 +21,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from stream.attribution.heuristic import linear
-from stream.records import AttributionInput, ModelParams
+from stream.core.config import ModelParams
+from stream.core.records import AttributionInput
 
 __all__ = [
     "OTHER",
     "SEPARATOR",
+    "VALUE_SCALE",
     "PathCount",
     "PathStats",
     "channels",
@@ -40,6 +42,7 @@ __all__ = [
 
 SEPARATOR = ">"
 OTHER = "(other)"
+VALUE_SCALE = 1_000_000  # path values are counted in integer micro-units: sums are exact
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The `shapley` model: Shapley values of channels (DESIGN.md §7).
+"""The `shapley` model: Shapley values of channels (docs/architecture.md).
 
 Players are the channels on seen paths (see `paths`). A coalition S is a set
 of channels; v(S) is the conversion rate conversions / (conversions + nulls)
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream.attribution.paths import PathStats, channels, global_totals, proportional_shares, seen
-from stream.records import AttributionInput
+from stream.core.records import AttributionInput
 
 __all__ = ["ShapleyResult", "channel_totals", "shapley_shares", "shapley_values"]
 
@@ -121,7 +121,7 @@ def shapley_values(
     return ShapleyResult(dict(zip(names, phi.tolist(), strict=True)), n <= max_exact, bound)
 
 
-def _credit(values: Mapping[str, float]) -> dict[str, float]:
+def clipped(values: Mapping[str, float]) -> dict[str, float]:
     """φ clipped at 0: negative values get no credit."""
     return {ch: max(phi, 0.0) for ch, phi in values.items()}
 
@@ -132,9 +132,9 @@ def shapley_shares(inp: AttributionInput, values: Mapping[str, float]) -> tuple[
     Linear (1/n each) when every weight is 0 or a channel is not in `values`
     (unknown to the snapshot); `()` for no touches. Takes `ShapleyResult.values`.
     """
-    return proportional_shares(inp, _credit(values))
+    return proportional_shares(inp, clipped(values))
 
 
 def channel_totals(stats: PathStats, result: ShapleyResult) -> dict[str, dict[str, float]]:
     """Channel c gets total conversions and value × max(φ_c, 0) / Σ max(φ, 0)."""
-    return global_totals(stats, _credit(result.values))
+    return global_totals(stats, clipped(result.values))

@@ -10,18 +10,13 @@ first snapshot exists the shares are linear and `model_snapshot` is null.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from stream.attribution import markov, shapley
-from stream.attribution.heuristic import linear
 from stream.attribution.paths import PathStats, format_path, seen
-from stream.records import AttributionInput, ModelParams
-
-VALUE_SCALE = 1_000_000  # path values are counted in integer micro-units: sums are exact
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,18 +85,3 @@ def build(stats: PathStats, markov_order: int = 1) -> Snapshot:
 def _floats(values: dict[str, Any]) -> dict[str, float]:
     """Plain Python floats (numpy scalars are not JSON), in channel order."""
     return {channel: float(v) for channel, v in sorted(values.items())}
-
-
-def data_driven_shares(
-    inp: AttributionInput, snapshot: Snapshot | None, names: Iterable[str]
-) -> dict[str, tuple[float, ...]]:
-    """Per-touch shares of `markov` / `shapley` under `snapshot`; linear when there is none."""
-    shares: dict[str, tuple[float, ...]] = {}
-    for name in names:
-        if snapshot is None:
-            shares[name] = linear(inp, ModelParams())
-        elif name == "markov":
-            shares[name] = markov.markov_shares(inp, snapshot.removal_effects)
-        elif name == "shapley":
-            shares[name] = shapley.shapley_shares(inp, snapshot.shapley_values)
-    return shares

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import orjson
 import pytest
 
-from stream.runner import settings_env
-from tests.integration.test_pipeline import SCRIPT, values
+from stream.core.topics import CONVERSIONS, DLQ, RAW
+from tests.support.cli import touchstream
+from tests.support.events import SCRIPT, SCRIPT_CONVERSIONS
+from tests.support.kafka import values
+from tests.support.waiting import wait_drained
 
 pytestmark = pytest.mark.integration
-
-
-def touchstream(settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stream.cli", *args],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_produce_a_jsonl_file_with_a_broken_line(make_settings, start_worker, tmp_path) -> None:
@@ -31,12 +21,11 @@ def test_produce_a_jsonl_file_with_a_broken_line(make_settings, start_worker, tm
     events.write_bytes(b"\n".join(orjson.dumps(e) for e in SCRIPT) + b"\n{broken\n\n")
     result = touchstream(settings, "produce", str(events))
     assert result.returncode == 0, result.stderr
-    assert (
-        result.stdout.strip() == f"published {len(SCRIPT) + 1} values to {settings.topic('touchpoints.raw')}"
-    )
-    out = values(settings.kafka_bootstrap_servers, settings.topic("attribution.conversions"), count=4)
-    assert sorted(d["attribution_id"] for d in out) == ["alice-5", "bob-2", "carol-1", "dave-3"]
-    dlq = values(settings.kafka_bootstrap_servers, settings.topic("touchpoints.dlq"), count=1)
+    assert result.stdout.strip() == f"published {len(SCRIPT) + 1} values to {settings.topic(RAW)}"
+    wait_drained(settings)
+    out = values(settings, settings.topic(CONVERSIONS))
+    assert sorted(d["attribution_id"] for d in out) == SCRIPT_CONVERSIONS
+    dlq = values(settings, settings.topic(DLQ))
     assert [(d["reason_code"], d["raw"]) for d in dlq] == [("not_json", "{broken")]
 
 
@@ -45,12 +34,7 @@ def test_cli_errors_and_help(make_settings, tmp_path) -> None:
     missing = touchstream(settings, "produce", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
     assert "TOUCHSTREAM_SESSION_TIMEOUT_MS" in touchstream(settings, "--help").stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "produce", "x"],
-        capture_output=True,
-        text=True,
-        env={**settings_env(settings), "TOUCHSTREAM_PARTITIONS": "zero"},
-    )
+    bad = touchstream(settings, "produce", "x", env={"TOUCHSTREAM_PARTITIONS": "zero"})
     assert bad.returncode == 2 and "TOUCHSTREAM_PARTITIONS" in bad.stderr
 
 

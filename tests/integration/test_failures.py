@@ -2,38 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
-from pathlib import Path
 
-import orjson
 import pytest
 import redis as redis_sync
 
-from stream.infra import start_redis
-from stream.kafka_io import collect, event_record, produce
-from stream.runner import WorkerProcess, metric
-from stream.simulate import generate
-from stream.store import key
-from stream.topics import RAW, ensure_topics
-from tests.batch_oracle import oracle_lines
+from stream.adapters.redis.keys import key
+from stream.core.partitioning import key_hash
+from stream.core.topics import CONVERSIONS, RAW
+from stream.devtools.redis import start_redis
+from stream.devtools.runner import WorkerProcess, metric
+from stream.devtools.simulate import generate
+from tests.support.events import END_MS, touch
+from tests.support.kafka import by_attribution_id, create_topics, publish, read_all
+from tests.support.oracle import oracle_lines
+from tests.support.waiting import wait_drained, wait_until
 
 pytestmark = pytest.mark.integration
-
-END_MS = 1_790_000_000_000
-
-
-def oracle(settings, events: list[dict], tmp_path: Path) -> list[bytes]:
-    return sorted(oracle_lines(settings, events, tmp_path))
-
-
-def wait_for(condition, timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.2)
 
 
 def test_redis_outage_stalls_then_resumes_and_loses_nothing(make_settings, start_worker, tmp_path) -> None:
@@ -42,53 +28,67 @@ def test_redis_outage_stalls_then_resumes_and_loses_nothing(make_settings, start
         settings = make_settings(redis_url=redis_server.url, model_refresh_ms=3_600_000)
         events = list(generate(150, seed=5, end_ms=END_MS))
         first, second = events[: len(events) // 2], events[len(events) // 2 :]
-        conversions = sum(e["type"] == "conversion" for e in events)
         start_worker(settings)
-        bootstrap = settings.kafka_bootstrap_servers
-        asyncio.run(produce(bootstrap, settings.topic(RAW), [event_record(e) for e in first]))
-        wait_for(
+        publish(settings, settings.topic(RAW), first)
+        wait_until(
             lambda: metric(settings, 'touchstream_batch_size_sum{agent="journeys"}') >= len(first),
             what="first half processed",
         )
 
         redis_server.stop()
-        asyncio.run(produce(bootstrap, settings.topic(RAW), [event_record(e) for e in second]))
-        wait_for(
+        publish(settings, settings.topic(RAW), second)
+        wait_until(
             lambda: metric(settings, 'touchstream_stalled{operation="journeys"}') == 1, what="stall seen"
         )
         assert metric(settings, 'touchstream_retries_total{operation="journeys"}') >= 1
         redis_server.restart()  # AOF: the state written before the outage is back
-        wait_for(lambda: metric(settings, 'touchstream_stalled{operation="journeys"}') == 0, what="recovered")
+        wait_until(
+            lambda: metric(settings, 'touchstream_stalled{operation="journeys"}') == 0, what="recovered"
+        )
 
-        out = asyncio.run(collect(bootstrap, settings.topic("attribution.conversions"), count=conversions))
-        by_id: dict[str, set[bytes]] = {}
-        for msg in out:
-            by_id.setdefault(orjson.loads(msg.value)["attribution_id"], set()).add(msg.value)
+        wait_drained(settings)
+        by_id = by_attribution_id(read_all(settings, settings.topic(CONVERSIONS)))
         assert all(len(v) == 1 for v in by_id.values())  # duplicates only byte-identical
-        assert sorted(v for vs in by_id.values() for v in vs) == oracle(settings, events, tmp_path)
+        assert sorted(v for vs in by_id.values() for v in vs) == sorted(
+            oracle_lines(settings, events, tmp_path)
+        )
     finally:
         redis_server.stop()
 
 
+def one_per_partition(settings) -> list[dict]:
+    """A touch of a new customer on every partition (raw and person-keyed alike: same key)."""
+    markers: dict[int, dict] = {}
+    n = 0
+    while len(markers) < settings.partitions:
+        pid = f"marker-{n}"
+        markers.setdefault(key_hash(pid.encode()) % settings.partitions, touch(pid, 1, END_MS, "email"))
+        n += 1
+    return [markers[p] for p in sorted(markers)]
+
+
 def test_sigterm_commits_what_was_applied_and_exits_in_time(make_settings, start_worker) -> None:
-    settings = make_settings(model_refresh_ms=3_600_000)
+    # no sweeps: they would add control events of their own to what the workers read
+    settings = make_settings(model_refresh_ms=3_600_000, sweep_interval_ms=3_600_000)
     events = list(generate(100, seed=6, end_ms=END_MS))
     worker = start_worker(settings)
-    asyncio.run(
-        produce(settings.kafka_bootstrap_servers, settings.topic(RAW), [event_record(e) for e in events])
-    )
-    wait_for(
+    publish(settings, settings.topic(RAW), events)
+    wait_until(
         lambda: metric(settings, 'touchstream_batch_size_sum{agent="journeys"}') >= len(events),
         what="all processed",
     )
     started = time.monotonic()
     assert worker.stop(signal.SIGTERM, timeout=60) == 0
     assert time.monotonic() - started < 30  # well inside Faust's shutdown timeout
-    # restarted, it resumes after the committed offsets: nothing is read again
+    # restarted, it resumes after the committed offsets: nothing is read again. One new
+    # touch per partition, and the wait until the worker has committed every partition to
+    # its end, show that it did read every partition: only those touches
     worker = start_worker(settings)
-    time.sleep(3)
+    markers = one_per_partition(settings)
+    publish(settings, settings.topic(RAW), markers)
+    wait_drained(settings)
     assert metric(settings, "touchstream_replayed_events_total") == 0
-    assert metric(settings, 'touchstream_batch_size_sum{agent="journeys"}') == 0
+    assert metric(settings, 'touchstream_batch_size_sum{agent="journeys"}') == len(markers)
 
 
 def test_a_bug_crashes_the_worker_and_its_batch_is_processed_after_the_fix(make_settings, tmp_path) -> None:
@@ -97,7 +97,7 @@ def test_a_bug_crashes_the_worker_and_its_batch_is_processed_after_the_fix(make_
     processes everything from the committed offsets. Small batches: the fetch loop has
     filled the dead handler's queue by then, and must still notice the failure."""
     settings = make_settings(model_refresh_ms=3_600_000, batch_size=10)
-    asyncio.run(ensure_topics(settings))
+    create_topics(settings)
     events = list(generate(30, seed=8, end_ms=END_MS))
     first_seen: dict[str, int] = {}
     for i, e in enumerate(events):
@@ -107,16 +107,15 @@ def test_a_bug_crashes_the_worker_and_its_batch_is_processed_after_the_fix(make_
     client = redis_sync.Redis.from_url(settings.redis_url)
     client.rpush(broken, "not a person state")
     worker = WorkerProcess(settings, tmp_path / "broken.log").start()
-    bootstrap = settings.kafka_bootstrap_servers
-    asyncio.run(produce(bootstrap, settings.topic(RAW), [event_record(e) for e in events]))
+    publish(settings, settings.topic(RAW), events)
     assert worker.proc is not None
     assert worker.proc.wait(60) != 0
     assert "WRONGTYPE" in worker.output()
     client.delete(broken)
     fixed = WorkerProcess(settings, tmp_path / "fixed.log").start()
     try:
-        conversions = sum(e["type"] == "conversion" for e in events)
-        out = asyncio.run(collect(bootstrap, settings.topic("attribution.conversions"), count=conversions))
-        assert sorted({m.value for m in out}) == oracle(settings, events, tmp_path)
+        wait_drained(settings)
+        out = read_all(settings, settings.topic(CONVERSIONS))
+        assert sorted({m.value for m in out}) == sorted(oracle_lines(settings, events, tmp_path))
     finally:
         fixed.stop()

@@ -11,7 +11,8 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream.infra import KafkaBroker, RedisServer, start_kafka, start_redis
+from stream.devtools.kafka import KafkaBroker, start_kafka
+from stream.devtools.redis import RedisServer, start_redis
 
 
 @pytest.fixture(scope="module")

@@ -2,71 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from importlib import resources
 from typing import Any
 
-import jsonschema
 import orjson
 import pytest
 import redis
 
-from stream.kafka_io import collect, event_record, produce
-from stream.records import Touchpoint
-from stream.runner import metric
-from stream.store import decode_state
-from stream.topics import RAW, persons_topic
+from stream.adapters.kafka.topics import persons_topic
+from stream.core.records import Touchpoint
+from stream.core.state_codec import decode_state
+from stream.core.topics import CONVERSIONS, CREDITS, DLQ, RAW, SESSIONS
+from stream.devtools.runner import metric
+from tests.support.events import DAY, HOUR, MIN, SCRIPT, SCRIPT_CONVERSIONS, T0, convert, touch
+from tests.support.kafka import by_attribution_id, publish, read_all, rewind_group, values
+from tests.support.waiting import wait_drained
 
 pytestmark = pytest.mark.integration
-
-MIN = 60_000
-HOUR = 60 * MIN
-DAY = 24 * HOUR
-T0 = 1_790_000_000_000  # 2026-09-21T14:13:20Z
-
-
-def touch(pid: str, n: int, ts: int, channel: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "event_id": f"{pid}-{n}",
-        "type": "interaction",
-        "ts": ts,
-        "customer_id": pid,
-        "channel": channel,
-        **fields,
-    }
-
-
-def convert(pid: str, n: int, ts: int, kind: str, value: float) -> dict[str, Any]:
-    return {
-        "event_id": f"{pid}-{n}",
-        "type": "conversion",
-        "ts": ts,
-        "customer_id": pid,
-        "conversion": kind,
-        "conversion_id": f"{kind}-{pid}-{n}",
-        "value": value,
-        "currency": "EUR",
-    }
-
-
-SCRIPT = [
-    # alice: paid_search twice in one session, email, direct, then a purchase of 100
-    touch("alice", 1, T0, "paid_search", source="google", medium="cpc", campaign="brand", cost=1.5),
-    touch("alice", 2, T0 + 5 * MIN, "paid_search", source="google", medium="cpc", campaign="brand", cost=0.5),
-    touch("alice", 3, T0 + 2 * HOUR, "email", source="newsletter", campaign="spring"),
-    touch("alice", 4, T0 + DAY, "direct"),
-    convert("alice", 5, T0 + DAY + HOUR, "purchase", 100.0),
-    # bob: one organic visit, then a lead
-    touch("bob", 1, T0, "organic_search", source="google"),
-    convert("bob", 2, T0 + HOUR, "lead", 0.0),
-    # carol: converts with no touchpoint at all
-    convert("carol", 1, T0, "purchase", 40.0),
-    # dave: the same display campaign twice, 31 minutes apart: two sessions
-    touch("dave", 1, T0, "display", campaign="retargeting"),
-    touch("dave", 2, T0 + 31 * MIN, "display", campaign="retargeting"),
-    convert("dave", 3, T0 + 2 * HOUR, "purchase", 10.0),
-]
 
 EXPECTED_SHARES = {
     "alice": {
@@ -86,41 +38,13 @@ EXPECTED_SHARES = {
 }
 
 
-def publish(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
-    asyncio.run(produce(bootstrap, topic, [event_record(e) for e in events]))
-
-
-def values(bootstrap: str, topic: str, count: int | None = None, timeout: float = 60) -> list[dict[str, Any]]:
-    """A topic's values; each one is checked against the JSON Schema of its topic."""
-    docs = [
-        orjson.loads(m.value) for m in asyncio.run(collect(bootstrap, topic, count=count, timeout=timeout))
-    ]
-    schema = SCHEMAS[topic.rsplit(".", 1)[-1]]
-    for doc in docs:
-        jsonschema.validate(doc, schema)
-    return docs
-
-
-def _schema(name: str) -> dict[str, Any]:
-    return orjson.loads(resources.files("stream").joinpath(f"schemas/{name}.schema.json").read_bytes())
-
-
-SCHEMAS = {
-    "conversions": _schema("conversion"),
-    "credits": _schema("credit"),
-    "sessions": _schema("session"),
-    "dlq": _schema("dlq"),
-    "models": _schema("model"),
-    "identity_conflicts": _schema("identity-conflict"),
-}
-
-
 def test_scripted_journeys_are_attributed_exactly(make_settings, start_worker) -> None:
     settings = make_settings()
     start_worker(settings)
-    publish(settings.kafka_bootstrap_servers, settings.topic(RAW), SCRIPT)
+    publish(settings, settings.topic(RAW), SCRIPT)
+    wait_drained(settings)
 
-    out = values(settings.kafka_bootstrap_servers, settings.topic("attribution.conversions"), count=4)
+    out = values(settings, settings.topic(CONVERSIONS))
     by_person = {doc["person_id"]: doc for doc in out}
     assert sorted(by_person) == ["alice", "bob", "carol", "dave"] and len(out) == 4
 
@@ -135,14 +59,14 @@ def test_scripted_journeys_are_attributed_exactly(make_settings, start_worker) -
     carol = by_person["carol"]
     assert carol["unattributed"] is True and carol["touchpoints"] == []
 
-    credits = values(settings.kafka_bootstrap_servers, settings.topic("attribution.credits"), count=1)
+    credits = values(settings, settings.topic(CREDITS))
     per_model = Counter((c["attribution_id"], c["model"]) for c in credits)
     assert per_model[("alice-5", "linear")] == 3 and per_model[("carol-1", "linear")] == 1
     unattributed = [c for c in credits if c["attribution_id"] == "carol-1"]
     assert {c["channel"] for c in unattributed} == {"(unattributed)"}
     assert all(c["value"] == 40.0 and c["share"] == 1.0 for c in unattributed)
 
-    sessions = values(settings.kafka_bootstrap_servers, settings.topic("touchpoints.sessions"), count=3)
+    sessions = values(settings, settings.topic(SESSIONS))
     closed = sorted(
         (s["person_id"], s["session_id"], s["interactions"])
         for s in sessions
@@ -223,15 +147,16 @@ def test_malformed_values_go_to_the_dlq_and_good_ones_still_flow(make_settings, 
         records.append((None if i % 2 else b"alice", raw))
         if i < len(good):
             records.append((b"alice", good[i]))
-    asyncio.run(produce(settings.kafka_bootstrap_servers, settings.topic(RAW), records))
+    publish(settings, settings.topic(RAW), records)
+    wait_drained(settings)
 
-    dlq = values(settings.kafka_bootstrap_servers, settings.topic("touchpoints.dlq"), count=len(MALFORMED))
+    dlq = values(settings, settings.topic(DLQ))
     assert sorted(d["reason_code"] for d in dlq) == sorted(reason for _, reason in MALFORMED)
     assert all(d["error"] and d["topic"] == settings.topic(RAW) and d["offset"] >= 0 for d in dlq)
     invalid_utf8 = next(d for d in dlq if d["raw_encoding"] == "base64")
     assert invalid_utf8["reason_code"] == "not_json"
 
-    out = values(settings.kafka_bootstrap_servers, settings.topic("attribution.conversions"), count=1)
+    out = values(settings, settings.topic(CONVERSIONS))
     assert [d["attribution_id"] for d in out] == ["alice-5"]
     assert out[0]["models"]["linear"]["shares"] == pytest.approx([1 / 3] * 3)
 
@@ -246,20 +171,20 @@ def _state(settings) -> dict[bytes, Any]:
 
 
 def test_publishing_twice_and_reprocessing_change_nothing(make_settings, start_worker) -> None:
-    settings = make_settings()
+    settings = make_settings(sweep_interval_ms=3_600_000)  # no sweeps: the persons topic holds the events
     worker = start_worker(settings)
-    bootstrap = settings.kafka_bootstrap_servers
-    conversions_topic = settings.topic("attribution.conversions")
-    publish(bootstrap, settings.topic(RAW), SCRIPT)
-    first = values(bootstrap, conversions_topic, count=4)
+    raw, conversions_topic = settings.topic(RAW), settings.topic(CONVERSIONS)
+    publish(settings, raw, SCRIPT)
+    wait_drained(settings)
+    first = values(settings, conversions_topic)
     assert len(first) == 4
     state = _state(settings)
-    publish(bootstrap, settings.topic(RAW), SCRIPT)  # same event ids, new offsets: dedup
-    # drain: wait until the duplicate copies have gone through the worker
+    publish(settings, raw, SCRIPT)  # same event ids, new offsets: dedup
     marker = [touch("zed", 1, T0, "email"), convert("zed", 2, T0 + MIN, "lead", 0.0)]
-    publish(bootstrap, settings.topic(RAW), marker)
-    after = values(bootstrap, conversions_topic, count=5)
-    assert sorted(d["attribution_id"] for d in after) == ["alice-5", "bob-2", "carol-1", "dave-3", "zed-2"]
+    publish(settings, raw, marker)
+    wait_drained(settings)  # the duplicate copies (and the marker) have gone through the worker
+    after = values(settings, conversions_topic)
+    assert sorted(d["attribution_id"] for d in after) == [*SCRIPT_CONVERSIONS, "zed-2"]
     state_after = {k: v for k, v in _state(settings).items() if b"zed" not in k}
     assert _without_versions(state_after) == _without_versions(state)
     assert metric(settings, "touchstream_duplicate_events_total") == len(SCRIPT)
@@ -267,16 +192,12 @@ def test_publishing_twice_and_reprocessing_change_nothing(make_settings, start_w
     # reprocess everything from offset 0: the stored fence refuses every applied offset;
     # outputs of the last write per person are re-emitted byte-identical, nothing else changes
     worker.stop()
-    _rewind_group(
-        bootstrap, settings.app_id, [settings.topic(RAW), persons_topic(settings)], settings.partitions
-    )
+    rewind_group(settings, settings.app_id, [raw, persons_topic(settings)], settings.partitions)
     start_worker(settings)
-    publish(bootstrap, settings.topic(RAW), [touch("zed", 3, T0 + 2 * MIN, "email")])
-    replayed = asyncio.run(collect(bootstrap, conversions_topic, count=5, timeout=60, settle=5))
-    by_id: dict[str, set[bytes]] = {}
-    for msg in replayed:
-        by_id.setdefault(orjson.loads(msg.value)["attribution_id"], set()).add(msg.value)
-    assert sorted(by_id) == ["alice-5", "bob-2", "carol-1", "dave-3", "zed-2"]
+    publish(settings, raw, [touch("zed", 3, T0 + 2 * MIN, "email")])
+    wait_drained(settings)
+    by_id = by_attribution_id(read_all(settings, conversions_topic))
+    assert sorted(by_id) == [*SCRIPT_CONVERSIONS, "zed-2"]
     assert all(len(variants) == 1 for variants in by_id.values())  # duplicates are byte-identical
     final = {k: v for k, v in _state(settings).items() if b"zed" not in k}
     assert _without_versions(final) == _without_versions(state)
@@ -293,20 +214,3 @@ def _without_versions(state: dict[bytes, Any]) -> dict[bytes, Any]:
             val = (person.journey, person.fence.recent)
         kept[k] = val
     return kept
-
-
-def _rewind_group(bootstrap: str, group: str, topics: list[str], partitions: int) -> None:
-    """Commit offset 0 on every partition of `topics` for `group` (its workers are stopped)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    async def run() -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
-            consumer.assign(tps)
-            await consumer.commit({tp: 0 for tp in tps})
-        finally:
-            await consumer.stop()
-
-    asyncio.run(run())

@@ -13,17 +13,20 @@ import redis as redis_sync
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from stream.events import encode_event
-from stream.metrics import Metrics
-from stream.output import CONVERSIONS, CREDITS, Message, conversion_messages
-from stream.person import Config
-from stream.records import Event, RawRecord
-from stream.store import JourneyStore, Ttls, partition_key
-from stream.worker import JourneyProcessor
+from stream.adapters.redis.aggregates import PartitionStore
+from stream.adapters.redis.connection import Ttls
+from stream.adapters.redis.keys import partition_key
+from stream.adapters.redis.persons import PersonStore
+from stream.core.codec import encode_event
+from stream.core.config import Config
+from stream.core.output import Message, conversion_messages
+from stream.core.records import Event, RawRecord
+from stream.core.topics import CONVERSIONS, CREDITS
+from stream.runtime.journeys import JourneyProcessor
+from stream.runtime.metrics import Metrics
+from tests.support.events import HOUR
 
 pytestmark = pytest.mark.integration
-
-HOUR = 3_600_000
 
 
 class Crash(Exception):
@@ -54,9 +57,13 @@ def test_replay_with_new_batch_boundaries_loses_nothing(services) -> None:
     async def run() -> tuple[FlakyEmitter, dict]:
         client = Redis.from_url(url)
         emitter = FlakyEmitter()
-        store = JourneyStore(client, Ttls(10**10, 10**10, 10**10))
+        ttls = Ttls(10**10, 10**10, 10**10)
         processor = JourneyProcessor(
-            store, emitter, Config(models=("linear",)), Metrics.create(CollectorRegistry())
+            PersonStore(client, ttls),
+            PartitionStore(client, ttls),
+            emitter,
+            Config(models=("linear",)),
+            Metrics.create(CollectorRegistry()),
         )
         touch = Event("i1", "interaction", 1000 * HOUR, "P", channel="email")
         conversion = Event(

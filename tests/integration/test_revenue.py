@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 import pytest
 
-from stream.kafka_io import event_record, produce
-from stream.topics import RAW
-from tests.integration.test_pipeline import DAY, HOUR, SCRIPT, T0, convert, touch, values
+from stream.core.topics import CONVERSIONS, CREDITS, DLQ, RAW
+from tests.support.events import DAY, HOUR, SCRIPT, T0, convert, revenue, touch
+from tests.support.kafka import publish, values
+from tests.support.waiting import wait_drained
 
 pytestmark = pytest.mark.integration
-
-
-def revenue(event_id: str, ts: int, conversion_id: str, value: float, **person: str) -> dict:
-    return {
-        "event_id": event_id,
-        "type": "revenue",
-        "ts": ts,
-        "conversion_id": conversion_id,
-        "value": value,
-        "currency": "EUR",
-        **person,
-    }
 
 
 def test_revenue_months_after_a_lead_is_credited_over_the_leads_journey(make_settings, start_worker) -> None:
@@ -43,12 +30,15 @@ def test_revenue_months_after_a_lead_is_credited_over_the_leads_journey(make_set
         revenue("crm-2", T0 + 61 * DAY, "lead-erin-3", 1000.0, customer_id="erin"),
         revenue("crm-3", T0 + 61 * DAY, "lead-nobody", 10.0),
     ]
-    bootstrap, raw = settings.kafka_bootstrap_servers, settings.topic(RAW)
-    asyncio.run(produce(bootstrap, raw, [event_record(e) for e in lead + SCRIPT]))
-    values(bootstrap, settings.topic("attribution.conversions"), count=5)  # the lead is stored first
-    asyncio.run(produce(bootstrap, raw, [event_record(e) for e in later]))
+    raw = settings.topic(RAW)
+    publish(settings, raw, lead + SCRIPT)
+    wait_drained(settings)  # the lead is stored first
+    assert len(values(settings, settings.topic(CONVERSIONS))) == 5
+    publish(settings, raw, later)
+    wait_drained(settings)
 
-    out = values(bootstrap, settings.topic("attribution.conversions"), count=7)
+    out = values(settings, settings.topic(CONVERSIONS))
+    assert len(out) == 7
     docs = {d["attribution_id"]: d for d in out}
     first, second = docs["crm-1"], docs["crm-2"]
     assert (first["kind"], first["refers_to"], first["person_id"]) == ("revenue", "erin-3", "erin")
@@ -63,11 +53,9 @@ def test_revenue_months_after_a_lead_is_credited_over_the_leads_journey(make_set
     assert totals[1][:2] == (2, 6000.0) and totals[0][0] == 1 and totals[0][1] == totals[0][2]
     assert [t["channel"] for t in second["touchpoints"]] == ["paid_search", "email"]
 
-    credits = [
-        c for c in values(bootstrap, settings.topic("attribution.credits"), count=1) if c["kind"] == "revenue"
-    ]
+    credits = [c for c in values(settings, settings.topic(CREDITS)) if c["kind"] == "revenue"]
     assert sum(c["value"] for c in credits if c["model"] == "time_decay") == pytest.approx(6000.0)
-    dlq = values(bootstrap, settings.topic("touchpoints.dlq"), count=1)
+    dlq = values(settings, settings.topic(DLQ))
     assert [(d["reason_code"], orjson.loads(d["raw"])["event_id"]) for d in dlq] == [
         ("unknown_conversion", "crm-3")
     ]

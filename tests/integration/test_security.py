@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 import urllib.request
 
 import orjson
 import pytest
 
-from stream.infra import start_kafka, start_redis
-from stream.kafka_io import collect, produce
-from stream.runner import settings_env
-from stream.security import aiokafka_options
-from stream.topics import RAW
-from tests.integration.test_pipeline import SCRIPT
+from stream.adapters.kafka.security import aiokafka_options
+from stream.core.topics import CONVERSIONS, RAW
+from stream.devtools.kafka import start_kafka
+from stream.devtools.redis import start_redis
+from tests.support.cli import touchstream
+from tests.support.events import SCRIPT, SCRIPT_CONVERSIONS
+from tests.support.kafka import publish, values
+from tests.support.waiting import wait_drained
 
 pytestmark = pytest.mark.integration
 
@@ -37,28 +36,13 @@ def test_sasl_broker_and_acl_redis_without_leaking_secrets(make_settings, start_
             redis_url=store.url,
         )
         worker = start_worker(settings)
-        options = aiokafka_options(settings)
         lines = tmp_path / "events.jsonl"
         lines.write_bytes(b"\n".join(orjson.dumps(e) for e in SCRIPT))
-        cli = subprocess.run(
-            [sys.executable, "-m", "stream.cli", "produce", str(lines)],
-            env=settings_env(settings),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        cli = touchstream(settings, "produce", str(lines))
         assert cli.returncode == 0, cli.stderr
-        out = asyncio.run(
-            collect(
-                broker.sasl_bootstrap, settings.topic("attribution.conversions"), count=4, options=options
-            )
-        )
-        assert sorted(orjson.loads(m.value)["attribution_id"] for m in out) == [
-            "alice-5",
-            "bob-2",
-            "carol-1",
-            "dave-3",
-        ]
+        wait_drained(settings)  # the test's own clients speak SASL too (options from the settings)
+        out = values(settings, settings.topic(CONVERSIONS))
+        assert sorted(d["attribution_id"] for d in out) == SCRIPT_CONVERSIONS
 
         with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/metrics", timeout=5) as page:
             metrics = page.read().decode()
@@ -71,11 +55,9 @@ def test_sasl_broker_and_acl_redis_without_leaking_secrets(make_settings, start_
             assert secret not in repr(settings)
 
         # the wrong password is refused: the SASL settings really are used
-        bad = {**options, "sasl_plain_password": "wrong"}
+        bad = {**aiokafka_options(settings), "sasl_plain_password": "wrong"}
         with pytest.raises(Exception):  # noqa: B017 - aiokafka raises a connection error here
-            asyncio.run(
-                asyncio.wait_for(produce(broker.sasl_bootstrap, settings.topic(RAW), [], options=bad), 20)
-            )
+            publish(broker.sasl_bootstrap, settings.topic(RAW), [], options=bad, timeout=20)
     finally:
         if worker is not None:
             worker.stop()  # before its broker goes away

@@ -8,8 +8,7 @@ equals the batch's, and a conversion that names a snapshot has that snapshot's s
 
 from __future__ import annotations
 
-import asyncio
-import time
+import contextlib
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -17,40 +16,41 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.kafka_io import collect, event_record, produce
-from stream.simulate import DAY_MS, generate
-from stream.topics import RAW
-from tests.batch_oracle import attribute_cli
-from tests.integration.test_pipeline import values
+from stream.core.config import DAY_MS
+from stream.core.topics import CONVERSIONS, MODELS, RAW
+from stream.devtools.simulate import generate
+from tests.support.events import END_MS, conversion, interaction
+from tests.support.kafka import publish, read_all, values
+from tests.support.oracle import attribute_cli, write_jsonl
+from tests.support.waiting import wait_drained, wait_until
 
 pytestmark = pytest.mark.integration
-
-END_MS = 1_790_000_000_000
 
 
 @pytest.fixture(scope="module")
 def events_file(tmp_path_factory) -> tuple[list[dict], Path]:
     events = list(generate(250, seed=11, end_ms=END_MS, span_ms=120 * DAY_MS))
-    path = tmp_path_factory.mktemp("batch") / "events.jsonl"
-    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    return events, path
+    return events, write_jsonl(tmp_path_factory.mktemp("batch") / "events.jsonl", events)
 
 
-def attribute(settings, *args: str) -> bytes:
-    return attribute_cli(settings, *args)
+def refresh_model(settings) -> dict[str, Any]:
+    """The worker's on-demand model refresh: the snapshot it has now."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/models/refresh", timeout=30) as page:
+        return orjson.loads(page.read())
 
 
 def refreshed_model(settings, want: str, timeout: float = 60) -> dict[str, Any]:
-    """The worker's on-demand model refresh, polled until it reaches snapshot `want`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{settings.web_port}/models/refresh", timeout=30
-        ) as page:
-            doc = orjson.loads(page.read())
-        if doc["snapshot_id"] == want or time.monotonic() > deadline:
-            return doc
-        time.sleep(1)
+    """The worker's model refresh, polled until it reaches snapshot `want` (the last one
+    seen when it does not: the caller's comparison shows how it differs)."""
+    seen: list[dict[str, Any]] = []
+
+    def reached() -> bool:
+        seen.append(refresh_model(settings))
+        return seen[-1]["snapshot_id"] == want
+
+    with contextlib.suppress(TimeoutError):
+        wait_until(reached, timeout, f"model snapshot {want}", interval=1)
+    return seen[-1]
 
 
 @pytest.mark.parametrize("batch_size", [1, 1000])
@@ -63,18 +63,18 @@ def test_stream_equals_batch(make_settings, start_worker, events_file, tmp_path,
         model_refresh_ms=3_600_000,
     )
     model_file = tmp_path / "model.json"
-    expected = sorted(attribute(settings, "--events", str(path), "--model-out", str(model_file)).splitlines())
+    expected = sorted(
+        attribute_cli(settings, "--events", str(path), "--model-out", str(model_file)).splitlines()
+    )
     batch_model = orjson.loads(model_file.read_bytes())
     conversions = sum(e["type"] == "conversion" for e in events)
     assert len(expected) == conversions > 20
     assert batch_model["nulls"] > 50 and batch_model["conversions"] > 20  # expiry made null paths
 
     start_worker(settings)
-    bootstrap = settings.kafka_bootstrap_servers
-    asyncio.run(produce(bootstrap, settings.topic(RAW), [event_record(e) for e in events]))
-    streamed = asyncio.run(
-        collect(bootstrap, settings.topic("attribution.conversions"), count=conversions, timeout=180)
-    )
+    publish(settings, settings.topic(RAW), events)
+    wait_drained(settings, timeout=180)
+    streamed = read_all(settings, settings.topic(CONVERSIONS))
     by_id = {orjson.loads(v)["attribution_id"]: orjson.loads(v) for v in expected}
     for msg in streamed:  # readable failures: the differing fields of the first differing conversion
         doc = orjson.loads(msg.value)
@@ -87,36 +87,24 @@ def test_stream_equals_batch(make_settings, start_worker, events_file, tmp_path,
 
     # a conversion after the refresh names the snapshot and carries its shares
     marker = [
-        {"event_id": "m-1", "type": "interaction", "ts": END_MS, "customer_id": "zz", "channel": "email"},
-        {
-            "event_id": "m-2",
-            "type": "interaction",
-            "ts": END_MS + 1,
-            "customer_id": "zz",
-            "channel": "paid_search",
-        },
-        {
-            "event_id": "m-3",
-            "type": "conversion",
-            "ts": END_MS + 2,
-            "customer_id": "zz",
-            "conversion": "purchase",
-            "value": 50.0,
-        },
+        interaction("m-1", END_MS, "email", customer_id="zz"),
+        interaction("m-2", END_MS + 1, "paid_search", customer_id="zz"),
+        conversion("m-3", END_MS + 2, "zz", "purchase", 50.0, currency=None),
     ]
-    asyncio.run(produce(bootstrap, settings.topic(RAW), [event_record(e) for e in marker]))
-    streamed = asyncio.run(
-        collect(bootstrap, settings.topic("attribution.conversions"), count=conversions + 1)
-    )
+    publish(settings, settings.topic(RAW), marker)
+    wait_drained(settings)
+    streamed = read_all(settings, settings.topic(CONVERSIONS))
+    assert len(streamed) == conversions + 1
     ours = [orjson.loads(m.value) for m in streamed if orjson.loads(m.value)["attribution_id"] == "m-3"]
     assert len(ours) == 1 and ours[0]["model_snapshot"] == batch_model["snapshot_id"]
-    marker_file = tmp_path / "marker.jsonl"
-    marker_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in marker))
-    offline = orjson.loads(attribute(settings, "--events", str(marker_file), "--snapshot", str(model_file)))
+    marker_file = write_jsonl(tmp_path / "marker.jsonl", marker)
+    offline = orjson.loads(
+        attribute_cli(settings, "--events", str(marker_file), "--snapshot", str(model_file))
+    )
     assert ours[0] == offline
     # every snapshot the polling saw change was published whole (schema-checked), the last one
     # is the batch model's (earlier ones: expiry events still on their way when polled)
-    published = values(bootstrap, settings.topic("attribution.models"))
+    published = values(settings, settings.topic(MODELS))
     snapshots = list(dict.fromkeys(m["snapshot_id"] for m in published))
     assert snapshots[-1] == batch_model["snapshot_id"]
     for snapshot_id in snapshots:

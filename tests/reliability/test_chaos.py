@@ -1,94 +1,108 @@
-"""Nothing lost, nothing counted twice (DESIGN.md §6), with things breaking for real.
+"""Nothing lost, nothing counted twice (docs/guarantees.md), with things breaking for real.
 
-A seeded stream of 20,000+ events flows over 4 partitions into real worker processes on a
-real broker and redis-server while the test SIGKILLs the worker at random moments, starts
-and stops a second worker (rebalances 1 -> 2 -> 1), restarts the broker and restarts Redis
-(AOF on). After the stream drains, everything is compared with the batch oracle
-(`EventReplay`, the code behind `touchstream attribute --events`) over the same input.
+A seeded stream of 20,000+ events — the simulator's customers, and persons who start
+anonymous and continue logged in (their events on two partitions, published with the
+usual small swaps) — flows over 4 partitions into real worker processes on a real broker
+and redis-server while the test SIGKILLs the worker at random moments, starts and stops a
+second worker (rebalances 1 -> 2 -> 1), restarts the broker and restarts Redis (AOF on).
+After the stream drains, everything is compared with the batch oracle (`EventReplay`, the
+code behind `touchstream attribute --events`) over the time-sorted events: the latest
+revision of every conversion, every journey, every path count.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import dataclasses
 import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 import redis
+from aiokafka import ConsumerRecord
 
-from stream.batch import EventReplay
-from stream.events import Limits
-from stream.infra import KafkaBroker, RedisServer, start_kafka, start_redis
-from stream.kafka_io import collect, event_record, produce
-from stream.person import Config
-from stream.runner import WorkerProcess, metric
+from stream.adapters.redis.keys import partition_key
+from stream.core.config import DAY_MS
+from stream.core.topics import CONVERSIONS, DLQ, RAW
+from stream.devtools import devices
+from stream.devtools.kafka import KafkaBroker, start_kafka
+from stream.devtools.redis import RedisServer, start_redis
+from stream.devtools.runner import WorkerProcess, metric
+from stream.devtools.simulate import generate
+from stream.offline.replay import EventReplay
 from stream.settings import Settings
-from stream.simulate import DAY_MS, generate
-from stream.store import decode_state, key, partition_key
-from stream.topics import RAW, ensure_topics
-from tests.conftest import free_port
+from tests.support.events import END_MS
+from tests.support.kafka import create_topics, lag, publish, read_all, values, worker_inputs
+from tests.support.revisions import difference, journeys_differing, latest, stored_journeys
+from tests.support.settings import free_port, run_settings
+from tests.support.waiting import wait_drained, wait_until
 
 pytestmark = pytest.mark.reliability
 
 SEED = 20_261_123
-END_MS = 1_790_000_000_000
 PARTITIONS = 4
 
 
 @dataclasses.dataclass
 class Oracle:
-    conversions: dict[str, bytes]
+    conversions: dict[str, dict]  # attribution id -> its latest revision (revision blanked)
     replay: EventReplay
 
 
 def oracle(settings: Settings, events: list[dict], now_ms: int) -> Oracle:
-    limits = Limits(settings.max_value_bytes, settings.max_context_bytes, settings.max_future_skew_ms)
-    replay = EventReplay(Config.from_settings(settings), limits, now_ms, settings.partitions)
-    values = list(replay.run(orjson.dumps(e) for e in events))
+    """The batch mode over the time-sorted events."""
+    replay = EventReplay(settings.config(), settings.limits(), now_ms, settings.partitions)
+    values = list(replay.run(orjson.dumps(e) for e in sorted(events, key=lambda e: e["ts"])))
     replay.finish()
     replay.close_idle_sessions(now_ms)
-    return Oracle({orjson.loads(v)["attribution_id"]: v for v in values}, replay)
+    return Oracle(latest(values), replay)
 
 
-def conversions_seen(settings: Settings, count: int, timeout: float, settle: float = 2.0) -> list:
-    """`attribution.conversions` from the beginning: `count` records, then `settle` s more."""
-    topic = settings.topic("attribution.conversions")
-    return asyncio.run(
-        collect(settings.kafka_bootstrap_servers, topic, count=count, timeout=timeout, settle=settle)
-    )
+def chaos_events(end_ms: int) -> list[dict]:
+    """The simulator's customers and multi-device persons, in publication order."""
+    customers = list(generate(2100, seed=SEED, end_ms=end_ms, span_ms=120 * DAY_MS))
+    persons = devices.persons(150, seed=SEED, start_ms=end_ms - 90 * DAY_MS)
+    merged = sorted(customers + persons, key=lambda e: (e["ts"], e["event_id"]))
+    return devices.publication_order(merged, seed=SEED)
 
 
-def mismatches(settings: Settings, expected: Oracle, seen: list) -> dict[str, int]:
-    """Everything that differs from the oracle; all zero when the stream is exact."""
+def mismatches(
+    settings: Settings, expected: Oracle, seen: list[ConsumerRecord], examples: list[str] | None = None
+) -> dict[str, int]:
+    """Everything that differs from the oracle; all zero when the stream is exact. A few
+    examples of what differs are appended to `examples`."""
+    examples = [] if examples is None else examples
     client = redis.Redis.from_url(settings.redis_url)
-    by_id: dict[str, set[bytes]] = {}
-    for msg in seen:
-        by_id.setdefault(orjson.loads(msg.value)["attribution_id"], set()).add(msg.value)
-    pids = list(expected.replay.states)
-    stored = client.mget([key(pid, "state") for pid in pids])
-    journeys_off = sum(
-        decode_state(raw).journey != expected.replay.states[pid].journey
-        for pid, raw in zip(pids, stored, strict=True)
-    )
+    got = latest(m.value for m in seen)
+    expected_journeys = {pid: state.journey for pid, state in expected.replay.states.items()}
+    stored = stored_journeys(settings.redis_url, expected_journeys)
+    journeys_off = journeys_differing(expected_journeys, stored)
+    examples += [f"journey {p}: {difference(expected_journeys[p], stored[p])}" for p in journeys_off[:3]]
+    versions: dict[tuple[str, int], set[bytes]] = {}
+    for m in seen:
+        doc = orjson.loads(m.value)
+        versions.setdefault((doc["attribution_id"], doc["revision"]), set()).add(m.value)
     paths_off = 0
     for partition in range(settings.partitions):
         raw = client.hgetall(partition_key(partition, "paths"))
-        got = {f.decode(): int(v) for f, v in raw.items() if f != b"#"}
+        counted = {f.decode(): int(v) for f, v in raw.items() if f != b"#"}
         want = {}
         for path, (c, v, n) in expected.replay.paths.get(partition, {}).items():
             want |= {f"c|{path}": c, f"v|{path}": v, f"n|{path}": n}
-        paths_off += sum(got.get(f, 0) != want.get(f, 0) for f in set(got) | set(want))
+        differing = sorted(f for f in set(counted) | set(want) if counted.get(f, 0) != want.get(f, 0))
+        paths_off += len(differing)
+        examples += [f"paths {partition} {f}: want {want.get(f)} got {counted.get(f)}" for f in differing[:2]]
     return {
-        "missing conversions": len(set(expected.conversions) - set(by_id)),
-        "unexpected conversions": len(set(by_id) - set(expected.conversions)),
-        "conversions differing": sum(v != {expected.conversions.get(i)} for i, v in by_id.items()),
-        "journeys differing": journeys_off,
+        "missing conversions": len(set(expected.conversions) - set(got)),
+        "unexpected conversions": len(set(got) - set(expected.conversions)),
+        "conversions differing": sum(v != expected.conversions.get(i) for i, v in got.items()),
+        "revisions emitted twice with other bytes": sum(len(v) > 1 for v in versions.values()),
+        "journeys differing": len(journeys_off),
         "path counts differing": paths_off,
     }
 
@@ -96,6 +110,8 @@ def mismatches(settings: Settings, expected: Oracle, seen: list) -> dict[str, in
 class Chaos:
     """A seeded fault schedule keyed to processing progress (the share of the input the
     journeys agent has applied), so that every fault lands while events are flowing."""
+
+    BUDGET = 600.0  # seconds for the whole schedule: past it, the remaining faults come at once
 
     def __init__(self, rng: random.Random) -> None:
         self.plan: list[tuple[float, str]] = [(rng.uniform(0.05, 0.95), "kill") for _ in range(5)]
@@ -112,15 +128,18 @@ class Chaos:
     ) -> None:
         started = time.monotonic()
         for at, action in self.plan:
-            while progress() < at and time.monotonic() - started < 600:
-                time.sleep(0.1)
+            left = max(0.0, self.BUDGET - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):  # out of budget: the fault comes now
+                wait_until(lambda at=at: progress() >= at, left, f"{at:.0%} applied", interval=0.1)
             watchdog()
             actions[action]()
             self.done.append(f"{time.monotonic() - started:5.1f}s at {progress():.0%} {action}")
 
 
 @pytest.fixture
-def services(tmp_path: Path):
+def chaos_services(tmp_path: Path) -> Iterator[tuple[KafkaBroker, RedisServer]]:
+    """A broker and an AOF redis-server of this test's own (it restarts both); not the
+    session's `services` of tests/conftest.py."""
     broker = start_kafka(tmp_path / "kafka")
     store = start_redis(tmp_path / "redis", appendonly=True)
     try:
@@ -131,33 +150,28 @@ def services(tmp_path: Path):
 
 
 def settings_for(broker: KafkaBroker, store: RedisServer, **overrides) -> Settings:
-    run = f"{random.randrange(16**6):06x}"
-    return Settings.from_env(
-        {},
-        kafka_bootstrap_servers=broker.bootstrap,
-        redis_url=store.url,
-        app_id=f"chaos-{run}",
-        topic_prefix=f"c{run}.",
+    return run_settings(
+        broker.bootstrap,
+        store.url,
+        f"chaos-{random.randrange(16**6):06x}",
         partitions=PARTITIONS,
         batch_size=200,
         lookback_ms=30 * DAY_MS,
         sweep_interval_ms=1000,
         model_refresh_ms=3_600_000,
-        web_port=free_port(),
-        log_level="info",
         kafka_session_timeout_ms=6000,  # a killed worker's partitions move after 6 s
         **overrides,
     )
 
 
-def test_kills_rebalances_and_restarts_lose_nothing(services, tmp_path, report) -> None:
-    broker, store = services
+def test_kills_rebalances_and_restarts_lose_nothing(chaos_services, tmp_path, report) -> None:
+    broker, store = chaos_services
     rng = random.Random(SEED)
     settings = settings_for(broker, store)
-    events = list(generate(2100, seed=SEED, end_ms=END_MS, span_ms=120 * DAY_MS))
+    events = chaos_events(END_MS)
     assert len(events) >= 20_000
     expected = oracle(settings, events, int(time.time() * 1000) + 3_600_000)
-    asyncio.run(ensure_topics(settings))
+    create_topics(settings)
 
     main = WorkerProcess(dataclasses.replace(settings, worker_id="main"), tmp_path / "main.log").start()
     second = WorkerProcess(
@@ -205,11 +219,7 @@ def test_kills_rebalances_and_restarts_lose_nothing(services, tmp_path, report) 
         rebalances += 1
 
     rate = 400.0  # events keep flowing through every fault
-    producer = threading.Thread(
-        target=lambda: asyncio.run(
-            produce(broker.bootstrap, settings.topic(RAW), [event_record(e) for e in events], rate=rate)
-        )
-    )
+    producer = threading.Thread(target=lambda: publish(settings, settings.topic(RAW), events, rate=rate))
     producer.start()
     chaos = Chaos(rng)
     chaos.run(
@@ -225,16 +235,26 @@ def test_kills_rebalances_and_restarts_lose_nothing(services, tmp_path, report) 
     )
     producer.join()
 
-    deadline = time.monotonic() + 240
-    while True:
-        seen = conversions_seen(settings, len(expected.conversions), timeout=30, settle=1)
-        off = mismatches(settings, expected, seen)
-        if not any(off.values()) or time.monotonic() > deadline:
-            break
+    polls: list[tuple[list[ConsumerRecord], dict[str, int], list[str]]] = []
+
+    def exact() -> bool:
+        """Drained and equal to the oracle; else the watchdog gets its turn before the next poll."""
+        drained = lag(settings, settings.app_id, worker_inputs(settings)) == 0
+        seen = read_all(settings, settings.topic(CONVERSIONS))
+        examples: list[str] = []
+        polls.append((seen, mismatches(settings, expected, seen, examples), examples))
+        if drained and not any(polls[-1][1].values()):
+            return True
         watchdog()
-        time.sleep(2)
+        return False
+
+    with contextlib.suppress(TimeoutError):  # the mismatches of the last poll are reported
+        wait_until(exact, timeout=240, what="stream equal to the oracle", interval=2)
+    seen, off, examples = polls[-1]
     main.stop()
-    duplicates = len(seen) - len({orjson.loads(m.value)["attribution_id"] for m in seen})
+    duplicates = len(seen) - len({m.value for m in seen})
+    revisions = sum(orjson.loads(m.value)["revision"] > 0 for m in seen)
+    too_late = [d for d in values(settings, settings.topic(DLQ)) if d["reason_code"] == "too_late"]
     report(
         f"chaos: {len(events)} events over {PARTITIONS} partitions, {len(expected.conversions)} conversions"
     )
@@ -242,11 +262,17 @@ def test_kills_rebalances_and_restarts_lose_nothing(services, tmp_path, report) 
         f"chaos: {kills} SIGKILLs, {rebalances} rebalances (1->2->1), broker restarted 1x, "
         f"redis restarted 1x (AOF), worker crashes (restarted) {crashes}"
     )
-    report(f"chaos: {len(seen)} attribution events seen downstream, {duplicates} duplicates (byte-identical)")
+    report(
+        f"chaos: {len(seen)} attribution events seen downstream, {duplicates} duplicates (byte-identical), "
+        f"{revisions} revisions; too_late in the DLQ: {len(too_late)}"
+    )
     report("chaos: mismatches vs the batch oracle: " + ", ".join(f"{k} {v}" for k, v in off.items()))
     report("chaos: schedule: " + "; ".join(chaos.done))
+    for example in examples:
+        report(f"chaos: differs: {example}"[:2000])
     assert kills >= 5 and rebalances == 2
     assert off == dict.fromkeys(off, 0)
+    assert too_late == []
 
 
 def test_redis_without_persistence_loses_journeys(tmp_path, report) -> None:
@@ -261,16 +287,14 @@ def test_redis_without_persistence_loses_journeys(tmp_path, report) -> None:
         events = list(generate(300, seed=SEED + 1, end_ms=END_MS, span_ms=120 * DAY_MS))
         half = len(events) // 2
         expected = oracle(settings, events, int(time.time() * 1000) + 3_600_000)
-        asyncio.run(ensure_topics(settings))
+        create_topics(settings)
         worker = WorkerProcess(settings, tmp_path / "worker.log").start()
-        asyncio.run(produce(broker.bootstrap, settings.topic(RAW), [event_record(e) for e in events[:half]]))
-        first = sum(e["type"] == "conversion" for e in events[:half])
-        conversions_seen(settings, first, timeout=60)
+        publish(settings, settings.topic(RAW), events[:half])
+        wait_drained(settings, timeout=60)  # the first half is in Redis
         store.restart()  # no AOF: comes back empty
-        asyncio.run(produce(broker.bootstrap, settings.topic(RAW), [event_record(e) for e in events[half:]]))
-        seen = conversions_seen(settings, len(expected.conversions), timeout=120, settle=3)
-        time.sleep(3)
-        off = mismatches(settings, expected, seen)
+        publish(settings, settings.topic(RAW), events[half:])
+        wait_drained(settings, timeout=120)
+        off = mismatches(settings, expected, read_all(settings, settings.topic(CONVERSIONS)))
         worker.stop()
     finally:
         broker.stop()

@@ -3,26 +3,27 @@ the DLQ with a reason code, and the good values interleaved with them are all at
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections import Counter
 
-import orjson
 import pytest
 
-from stream.events import REASONS, Limits
-from stream.kafka_io import collect, event_record, produce
-from stream.runner import metric
-from stream.simulate import generate
-from stream.topics import RAW
-from tests.batch_oracle import oracle_lines
-from tests.reliability.corpus import conflicting_duplicates, hostile
+from stream.adapters.kafka.clients import event_record
+from stream.core.config import Limits
+from stream.core.topics import CONVERSIONS, DLQ, RAW
+from stream.core.validation import REASONS
+from stream.devtools.runner import metric
+from stream.devtools.simulate import generate
+from tests.support.corpus import conflicting_duplicates, hostile
+from tests.support.events import END_MS
+from tests.support.kafka import publish, read_all, values
+from tests.support.oracle import oracle_lines
+from tests.support.waiting import wait_drained
 
 pytestmark = pytest.mark.reliability
 
 SEED = 4242
-END_MS = 1_790_000_000_000
 
 
 def test_ten_thousand_hostile_values_interleaved_with_good_ones(
@@ -43,16 +44,13 @@ def test_ten_thousand_hostile_values_interleaved_with_good_ones(
     expected = sorted(oracle_lines(settings, good, tmp_path))
 
     worker = start_worker(settings)
-    bootstrap = settings.kafka_bootstrap_servers
     started = time.monotonic()
-    asyncio.run(produce(bootstrap, settings.topic(RAW), records))
-    dlq = asyncio.run(
-        collect(bootstrap, settings.topic("touchpoints.dlq"), count=len(bad) + len(conflicts), timeout=180)
-    )
-    out = asyncio.run(collect(bootstrap, settings.topic("attribution.conversions"), count=len(expected)))
+    publish(settings, settings.topic(RAW), records)
+    wait_drained(settings, timeout=180)
     elapsed = time.monotonic() - started
+    docs = values(settings, settings.topic(DLQ))  # each one schema-checked
+    out = read_all(settings, settings.topic(CONVERSIONS))
 
-    docs = [orjson.loads(m.value) for m in dlq]
     reasons = Counter(d["reason_code"] for d in docs)
     assert set(reasons) <= set(REASONS) | {"duplicate_event_id"}
     assert reasons["duplicate_event_id"] == len(conflicts)

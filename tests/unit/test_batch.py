@@ -5,10 +5,10 @@ import io
 import orjson
 import pytest
 
-from stream.batch import InputError, attribute_events, heuristic_totals, read_paths
-from stream.events import Limits
-from stream.person import Config
-from stream.records import ModelParams
+from stream.core.config import Config, Limits, ModelParams
+from stream.errors import InputError
+from stream.offline.paths import heuristic_totals, read_paths
+from stream.offline.replay import attribute_events
 
 CSV = """path,total_conversions,total_conversion_value,total_null
 email > direct,10,1000,5
@@ -80,7 +80,7 @@ def test_data_driven_totals_from_a_paths_file() -> None:
     Totals: 14 conversions × RE_c / ΣRE, value likewise; both conserved."""
     from stream.attribution import markov
     from stream.attribution.paths import PathCount
-    from stream.batch import path_totals
+    from stream.offline.paths import path_totals
 
     got = path_totals(read_paths(io.StringIO(CSV)), ("markov", "shapley"), ModelParams())
     p = 14 / 46

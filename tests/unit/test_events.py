@@ -9,13 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.events import MIN_TS, REASONS, TYPES, Limits, Rejection, decode_event, encode_event, validate
-from stream.records import Event
+from stream.core.codec import decode_event, encode_event
+from stream.core.config import Limits
+from stream.core.records import Event
+from stream.core.validation import MIN_TS, REASONS, TYPES, Rejection, validate
+from tests.support.events import DAY
 
 # --- builders ----------------------------------------------------------------
 
 NOW = 1_772_359_200_000  # 2026-03-01T10:00:00Z
-DAY = 24 * 3600 * 1000
 LIMITS = Limits()
 DROP = object()  # a field value meaning "leave the field out"
 

@@ -22,8 +22,8 @@ from stream.attribution.paths import (
     merge,
     parse_path,
 )
-from stream.records import AttributionInput, Touchpoint
-from tests.unit.strategies import path_stats
+from stream.core.records import AttributionInput, Touchpoint
+from tests.support.strategies import path_stats
 
 # --- builders and strategies -----------------------------------------------------
 

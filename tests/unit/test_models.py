@@ -12,12 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.attribution import (
-    DEFAULT_MODELS,
-    MODELS,
-    UnknownModelError,
-    attribute,
-)
+from stream.attribution import DATA_DRIVEN, HEURISTIC, MODELS, Model, Shares, attribute
 from stream.attribution.heuristic import (
     first_touch,
     full_path,
@@ -30,9 +25,19 @@ from stream.attribution.heuristic import (
     time_decay,
     w_shaped,
 )
-from stream.records import AttributionInput, ModelParams, Touchpoint
+from stream.core.config import ModelParams
+from stream.core.records import AttributionInput, Touchpoint
+from stream.errors import TouchstreamError, UnknownModelError
 
 # --- builders ----------------------------------------------------------------
+
+
+def shares_of(name: str, inp: AttributionInput) -> Shares:
+    """A heuristic model's shares, through the registry."""
+    shares = MODELS[name].shares
+    assert shares is not None
+    return shares(inp, PARAMS)
+
 
 STEP = 1_000
 PARAMS = ModelParams()
@@ -74,14 +79,14 @@ def exactly(*shares: float) -> object:
 # --- every model -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", DEFAULT_MODELS)
+@pytest.mark.parametrize("name", HEURISTIC)
 def test_no_touches_gives_no_shares(name: str) -> None:
-    assert MODELS[name](n_touches(0, conversion_ts=0), PARAMS) == ()
+    assert shares_of(name, n_touches(0, conversion_ts=0)) == ()
 
 
-@pytest.mark.parametrize("name", DEFAULT_MODELS)
+@pytest.mark.parametrize("name", HEURISTIC)
 def test_single_touch_gets_everything(name: str) -> None:
-    assert MODELS[name](journey("direct"), PARAMS) == exactly(1.0)
+    assert shares_of(name, journey("direct")) == exactly(1.0)
 
 
 # --- single-touch models -----------------------------------------------------
@@ -279,13 +284,17 @@ def test_registry_order_and_defaults() -> None:
         "inverse_j",
         "w_shaped",
         "full_path",
+        "markov",
+        "shapley",
     ]
-    assert tuple(MODELS) == DEFAULT_MODELS
+    assert tuple(MODELS)[:10] == HEURISTIC
+    assert DATA_DRIVEN == ("markov", "shapley")
+    assert all(MODELS[name].needs_snapshot for name in DATA_DRIVEN)
 
 
 def test_registry_is_read_only() -> None:
     with pytest.raises(TypeError):
-        MODELS["mine"] = linear  # type: ignore[index]
+        MODELS["mine"] = Model("mine", linear)  # type: ignore[index]
 
 
 def test_attribute_runs_the_named_models() -> None:
@@ -294,13 +303,15 @@ def test_attribute_runs_the_named_models() -> None:
         "linear": exactly(1 / 3, 1 / 3, 1 / 3),
         "last_non_direct": (1.0, 0.0, 0.0),
     }
-    assert list(attribute(inp, PARAMS)) == list(DEFAULT_MODELS)
+    assert list(attribute(inp, PARAMS)) == list(MODELS)
+    # without a snapshot, the data-driven models credit linearly
+    assert attribute(inp, PARAMS, ["markov"]) == {"markov": exactly(1 / 3, 1 / 3, 1 / 3)}
 
 
 def test_attribute_unknown_model() -> None:
     with pytest.raises(UnknownModelError, match="unknown attribution model 'markof'") as err:
         attribute(journey("email"), PARAMS, ["linear", "markof"])
-    assert isinstance(err.value, KeyError)
+    assert isinstance(err.value, TouchstreamError)
     assert err.value.name == "markof"
 
 

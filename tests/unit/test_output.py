@@ -11,14 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.attribution import DEFAULT_MODELS
-from stream.journey import Converted, SessionClosed
-from stream.output import (
-    CONVERSIONS,
-    CREDITS,
-    DLQ,
+from stream.attribution import HEURISTIC
+from stream.core.config import ModelParams
+from stream.core.journey import Converted, SessionClosed
+from stream.core.output import (
     SCHEMA_VERSION,
-    SESSIONS,
     UNATTRIBUTED,
     Message,
     attribution_doc,
@@ -28,12 +25,12 @@ from stream.output import (
     dumps,
     session_message,
 )
-from stream.records import AttributionInput, Event, ModelParams, Touchpoint
+from stream.core.records import AttributionInput, Event, Touchpoint
+from stream.core.topics import CONVERSIONS, CREDITS, DLQ, SESSIONS
+from tests.support.events import HOUR, T0
 
 # --- builders ----------------------------------------------------------------
 
-T0 = 1_772_359_200_000
-HOUR = 3600 * 1000
 PARAMS = ModelParams()
 CHANNELS = ["email", "paid_search", "direct", "sms", "display", "video", "push", "referral"]
 
@@ -67,7 +64,7 @@ def conversion(n: int, value: float = 120.0, conversion_type: str = "purchase") 
     return Converted(event, AttributionInput(touches(n), ts, lead_ts=T0 + HOUR))
 
 
-def doc(n: int, value: float = 120.0, models: tuple[str, ...] = DEFAULT_MODELS) -> dict[str, Any]:
+def doc(n: int, value: float = 120.0, models: tuple[str, ...] = HEURISTIC) -> dict[str, Any]:
     return attribution_doc("c-7", conversion(n, value), PARAMS, models)
 
 
@@ -141,8 +138,8 @@ def test_unattributed_channel_name():
 @given(st.integers(1, 8), st.floats(0, 1e9, allow_nan=False))
 def test_credited_values_sum_to_the_conversion_value(n, value):
     rows = list(credit_rows(doc(n, value)))
-    assert len(rows) == n * len(DEFAULT_MODELS)
-    for model in DEFAULT_MODELS:
+    assert len(rows) == n * len(HEURISTIC)
+    for model in HEURISTIC:
         mine = [r for r in rows if r["model"] == model]
         assert [r["touchpoint_index"] for r in mine] == list(range(n))
         assert math.fsum(r["share"] for r in mine) == pytest.approx(1.0)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import orjson
 
-from stream.journey import Rules
-from stream.output import CONVERSIONS, CREDITS, DLQ, PATHS, SESSIONS
-from stream.person import Config, Fence, PersonState, Positioned, StepResult, id_key, step
-from stream.records import Event
-from stream.revenue import Stored
+from stream.core.config import Config, Rules
+from stream.core.person import Fence, PersonState, Positioned, StepResult, id_key, step
+from stream.core.records import Event
+from stream.core.revenue import Revenue, Stored
+from stream.core.topics import CONVERSIONS, CREDITS, DLQ, PATHS, SESSIONS
+from tests.support.events import MIN, T0
 
 # --- builders ----------------------------------------------------------------
 
-T0 = 1_772_359_200_000
-MIN = 60_000
 TP = "touchstream-person:3"
 CONFIG = Config(models=("first_touch", "linear"))
 FRESH = PersonState()
@@ -81,10 +80,11 @@ def test_first_application_writes_fence_and_outputs():
         "value_micros": 100_000_000,
         "nulls": 0,
     }
-    # the conversion is stored with its attribution value, for late revenue
+    # the conversion is stored with its attribution value, for late revenue (no revenue yet)
     [stored] = result.conversions
-    assert stored.conversion_id == "e3"
-    assert Stored.loads(stored.value) == Stored(orjson.loads(result.outbox[12][0].value))
+    assert stored.conversion_id == "e3" and stored.attribution_changed and not stored.revenue_changed
+    assert stored.record == Stored(orjson.loads(result.outbox[12][0].value))
+    assert stored.record.attribution_bytes() == result.outbox[12][0].value
 
 
 def test_conversion_value_carries_every_model():
@@ -221,7 +221,7 @@ def test_revenue_is_credited_over_the_stored_conversion_and_adds_up():
     """e3 (purchase 100) credited email/paid_search linear 0.5/0.5; revenue 40 then 60 on it:
     values 20/20 then 30/30, running total 40 then 100."""
     first = run(at(10, *JOURNEY))
-    stored = {c.conversion_id: c.value for c in first.conversions}
+    stored = {c.conversion_id: c.record for c in first.conversions}
     state = PersonState(first.state.journey, first.state.fence, stored)
     later = run(at(13, revenue("r1", 500, "e3", 40.0), revenue("r2", 600, "e3", 60.0)), state)
     docs = [orjson.loads(later.outbox[o][0].value) for o in (13, 14)]
@@ -229,7 +229,10 @@ def test_revenue_is_credited_over_the_stored_conversion_and_adds_up():
     assert [d["models"]["linear"]["values"] for d in docs] == [[20.0, 20.0], [30.0, 30.0]]
     assert [d["revenue"]["total_value"] for d in docs] == [40.0, 100.0]
     [updated] = later.conversions
-    assert Stored.loads(updated.value).revenue_total == 100.0
+    # only the revenue is written: the attribution stays as it was
+    assert updated.revenue_changed and not updated.attribution_changed
+    assert updated.record.revenue == Revenue(100.0, 2)
+    assert Revenue.loads(updated.record.revenue.dumps()) == Revenue(100.0, 2)
 
 
 def test_revenue_for_an_unknown_conversion_goes_to_the_dlq():
@@ -242,7 +245,7 @@ def test_revenue_for_an_unknown_conversion_goes_to_the_dlq():
 def test_a_second_conversion_with_the_same_conversion_id_goes_to_the_dlq():
     """The stored record (and its revenue total) of the first one is never overwritten."""
     first = run(at(10, *JOURNEY))
-    stored = {c.conversion_id: c.value for c in first.conversions}
+    stored = {c.conversion_id: c.record for c in first.conversions}
     state = PersonState(first.state.journey, first.state.fence, stored)
     again = Event(
         "e9",

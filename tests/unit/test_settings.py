@@ -6,13 +6,11 @@ import dataclasses
 
 import pytest
 
-from stream.records import ModelParams
+from stream.core.config import ModelParams
 from stream.settings import Settings, SettingsError, describe, env_name, redact_url, unknown_variables
+from tests.support.events import DAY, MIN
 
 # --- builders ----------------------------------------------------------------
-
-MIN = 60_000
-DAY = 24 * 60 * MIN
 
 
 def settings(**env: str) -> Settings:

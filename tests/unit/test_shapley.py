@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from stream.attribution.paths import PathCount
 from stream.attribution.shapley import ShapleyResult, channel_totals, shapley_shares, shapley_values
-from stream.records import AttributionInput, Touchpoint
-from tests.unit.strategies import path_stats
+from stream.core.records import AttributionInput, Touchpoint
+from tests.support.strategies import path_stats
 
 CHANNELS = ("a", "b", "c", "d", "e")
 stats_st = path_stats(CHANNELS, 10)

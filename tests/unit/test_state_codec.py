@@ -7,15 +7,14 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.journey import Rules
-from stream.person import Config, Fence, PersonState, Positioned, step
-from stream.records import Event
-from stream.store import VERSION_DIGITS, decode_state, encode_state
+from stream.core.config import Config, Rules
+from stream.core.person import Fence, PersonState, Positioned, step
+from stream.core.records import Event
+from stream.core.state_codec import VERSION_DIGITS, decode_state, encode_state
+from tests.support.events import MIN, T0
 
-T0 = 1_772_359_200_000
-MIN = 60_000
 CHANNELS = ("email", "paid_search", "display", "in_store")
-CONFIG = Config(Rules(grace_ms=60 * MIN), models=("linear",))
+CONFIG = Config(Rules(), models=("linear",))
 
 EVENTS = st.lists(
     st.tuples(
@@ -27,8 +26,8 @@ EVENTS = st.lists(
 
 
 def apply(events) -> PersonState:
-    """A person's state after `events` (minute, channel, conversion?, context), arriving shuffled
-    within the grace period, so tails and pending conversions are stored too."""
+    """A person's state after `events` (minute, channel, conversion?, context), arriving
+    shuffled, so tails and pending conversions are stored too."""
     items = []
     for i, (minute, channel, converts, context) in enumerate(events):
         if converts:

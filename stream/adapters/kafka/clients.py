@@ -1,0 +1,174 @@
+"""Thin aiokafka helpers for the CLI (`produce`, `tail`, `simulate`), tests and benchmarks:
+publish, follow or collect a topic, and a consumer group's lag."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+Record = (
+    tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes | None, int | None]
+)  # key, value[, ts ms]
+
+
+def raw_key(event: Any) -> bytes | None:
+    """The raw-topic key of an event: customer_id, else anonymous_id (docs/architecture.md). An
+    identify is keyed by its customer, so it stays ordered with the customer's next
+    conversion (identify, then purchase, credits the anonymous touches)."""
+    if not isinstance(event, dict):
+        return None
+    key = event.get("customer_id") or event.get("anonymous_id")
+    return key.encode() if isinstance(key, str) else None
+
+
+def event_record(event: dict[str, Any]) -> Record:
+    """Raw-topic record of an event dict, keyed by `raw_key`."""
+    return raw_key(event), orjson.dumps(event)
+
+
+def event_time_record(event: dict[str, Any]) -> Record:
+    """Raw-topic record of an event dict whose Kafka timestamp is the event's `ts` (epoch ms),
+    as a producer that sets the record timestamp to the event time publishes it."""
+    ts = event.get("ts")
+    return raw_key(event), orjson.dumps(event), ts if isinstance(ts, int) else None
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[Record],
+    rate: float | None = None,
+    chunk: int = 1000,
+    options: Mapping[str, Any] | None = None,
+) -> int:
+    """Publish records (optionally paced to `rate` per second); returns how many were acked.
+
+    `options`: further aiokafka client arguments (security: `security.aiokafka_options`)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", **(options or {}))
+    await producer.start()
+    sent = 0
+    started = time.monotonic()
+    try:
+        pending = []
+        for key, value, *stamp in records:
+            timestamp = stamp[0] if stamp else None
+            pending.append(await producer.send(topic, value=value, key=key, timestamp_ms=timestamp))
+            sent += 1
+            if len(pending) >= chunk:
+                await asyncio.gather(*pending)
+                pending.clear()
+            if rate:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0.01:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+                    await asyncio.sleep(ahead)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent
+
+
+def _consumer(
+    bootstrap: str, topic: str, from_beginning: bool, options: Mapping[str, Any] | None
+) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        **(options or {}),
+    )
+
+
+async def records(
+    bootstrap: str, topic: str, *, from_beginning: bool = True, options: Mapping[str, Any] | None = None
+) -> AsyncIterator[Any]:
+    """Yield a topic's records (aiokafka ConsumerRecord) forever, without a consumer group."""
+    consumer = _consumer(bootstrap, topic, from_beginning, options)
+    await consumer.start()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+            for msgs in batch.values():
+                for msg in msgs:
+                    yield msg
+    finally:
+        await consumer.stop()
+
+
+async def collect(
+    bootstrap: str,
+    topic: str,
+    *,
+    count: int | None = None,
+    timeout: float = 60.0,
+    settle: float = 2.0,
+    options: Mapping[str, Any] | None = None,
+) -> list[Any]:
+    """Read a topic from the beginning until `count` records arrived and then `settle`
+    seconds more (to see extras), or (count None) until it stays idle for `settle`
+    seconds; never past `timeout`. Records come back ordered by partition and offset."""
+    consumer = _consumer(bootstrap, topic, True, options)
+    await consumer.start()
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            now = time.monotonic()
+            for msgs in batch.values():
+                found += msgs
+                quiet_since = now
+            enough = count is None or len(found) >= count
+            if enough and now - quiet_since >= settle:
+                break
+    finally:
+        await consumer.stop()
+    return sorted(found, key=lambda m: (m.partition, m.offset))
+
+
+async def group_lag(
+    bootstrap: str, group: str, topics: Iterable[str], options: Mapping[str, Any] | None = None
+) -> dict[TopicPartition, int]:
+    """Per partition of `topics`: records past consumer group `group`'s committed offset
+    (no commit counts as offset 0). The committed offsets are read before the end offsets:
+    0 everywhere means that every record the topics held when their ends were read had
+    been committed, hence processed, by the group."""
+    options = options or {}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **options
+    )
+    await admin.start()
+    try:
+        await consumer.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(group)
+            tps = [tp for topic in topics for tp in await partitions_of(admin, topic)]
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+    finally:
+        await admin.close()
+    done = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
+    return {tp: max(0, ends[tp] - done.get(tp, 0)) for tp in tps}
+
+
+async def partitions_of(admin: AIOKafkaAdminClient, topic: str) -> list[TopicPartition]:
+    """The partitions of an existing topic (`LookupError` if there is no such topic)."""
+    [meta] = await admin.describe_topics([topic])
+    if meta["error_code"] or not meta["partitions"]:
+        raise LookupError(f"no topic {topic} (error code {meta['error_code']})")
+    return [
+        TopicPartition(topic, p["partition"])
+        for p in sorted(meta["partitions"], key=lambda p: p["partition"])
+    ]

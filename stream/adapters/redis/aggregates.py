@@ -1,0 +1,133 @@
+"""Per-partition aggregates in Redis: path counts, watermarks, the sweeper's indexes, snapshots.
+
+Everything a partition accumulates lives under its hash tag `{agg:<partition>}` and is
+summed by readers. Path counts are applied with the partition's offset fence
+(`paths.lua`), so a replay, a crash or a rebalance never counts twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from stream.adapters.redis.connection import RoundTrips, Ttls
+from stream.adapters.redis.keys import SNAPSHOT, SNAPSHOT_ID, conversion_index_key, partition_key, script
+from stream.attribution.paths import VALUE_SCALE, PathCount, parse_path
+from stream.core.person import StepResult
+
+
+@dataclass(frozen=True, slots=True)
+class PathIncrement:
+    """One path-count increment, from the event at `offset`."""
+
+    offset: int
+    path: str
+    conversions: int
+    value_micros: int
+    nulls: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionBatch:
+    """What one batch adds to a partition's aggregates."""
+
+    last_offset: int
+    max_ts: int  # highest event ts (interactions/conversions) of the batch; 0 when none
+    increments: list[PathIncrement]
+
+
+class PartitionStore(RoundTrips):
+    """Reads and writes the per-partition aggregates; one instance per worker."""
+
+    def __init__(self, redis: Redis, ttls: Ttls, max_paths: int = 10_000, timeout_s: float = 5.0) -> None:
+        super().__init__(redis, ttls, timeout_s)
+        self.max_paths = max_paths
+        self._paths = redis.register_script(script("paths"))
+        self._snapshot = redis.register_script(script("snapshot"))
+
+    async def add_aggregates(
+        self, batches: Mapping[int, PartitionBatch], persons: Mapping[str, tuple[int, StepResult]]
+    ) -> None:
+        """One round trip after the person writes: per partition the path increments (fenced
+        by offset) and the event-time watermark; per accepted person (`persons`: person ->
+        (partition, result)) the sweeper's indexes and the conversion index. Index writes are
+        idempotent, so persons whose events were all replays refresh theirs too."""
+        if not batches and not persons:
+            return
+        pipe = self.pipeline()
+        _queue_indexes(pipe, persons)
+        for pid, (_partition, result) in persons.items():
+            for stored in result.conversions:  # where revenue for a conversion goes
+                pipe.set(conversion_index_key(stored.conversion_id), pid, px=self.ttls.conversion_ms)
+        for partition, batch in batches.items():
+            args: list[int | str] = [batch.last_offset, self.max_paths, self.ttls.paths_ms, batch.max_ts]
+            for inc in batch.increments:
+                args += [inc.offset, inc.path, inc.conversions, inc.value_micros, inc.nulls]
+            keys = [partition_key(partition, name) for name in ("paths", "paths-fence", "watermark")]
+            await self._paths(keys=keys, args=args, client=pipe)
+        await self.run(pipe)
+
+    async def watermarks(self, partitions: Sequence[int]) -> dict[int, int]:
+        """Each partition's event-time watermark (max event ts applied), where there is one."""
+        pipe = self.pipeline()
+        for partition in partitions:
+            pipe.get(partition_key(partition, "watermark"))
+        return {p: int(w) for p, w in zip(partitions, await self.run(pipe), strict=True) if w is not None}
+
+    async def path_stats(self, partitions: int) -> dict[tuple[str, ...], PathCount]:
+        """Every partition's path counts, summed (integer sums: exact and order-free)."""
+        pipe = self.pipeline()
+        for partition in range(partitions):
+            pipe.hgetall(partition_key(partition, "paths"))
+        totals: dict[str, list[int]] = {}
+        for raw in await self.run(pipe):
+            for field, count in raw.items():
+                kind, _, path = field.decode().partition("|")
+                if path:
+                    totals.setdefault(path, [0, 0, 0])["cvn".index(kind)] += int(count)
+        return {
+            parse_path(path): PathCount(c, v / VALUE_SCALE, n) for path, (c, v, n) in sorted(totals.items())
+        }
+
+    async def store_snapshot(self, snapshot_id: str, doc: bytes) -> bool:
+        """Make this the current snapshot; True when it changed (publish it)."""
+        return bool(await self.call(self._snapshot(keys=[SNAPSHOT_ID, SNAPSHOT], args=[snapshot_id, doc])))
+
+    async def current_snapshot(self) -> bytes | None:
+        return await self.call(self.redis.get(SNAPSHOT))
+
+    async def due(
+        self, partition: int, kind: str, before_ts: int, limit: int = 1000
+    ) -> list[tuple[str, int]]:
+        """(person, score) of `partition` in index `kind` ("open" or "active") scored before `before_ts`."""
+        raw = await self.call(
+            self.redis.zrangebyscore(
+                partition_key(partition, kind), "-inf", before_ts, start=0, num=limit, withscores=True
+            )
+        )
+        return [(member.decode(), int(score)) for member, score in raw]
+
+
+def _queue_indexes(pipe: Any, persons: Mapping[str, tuple[int, StepResult]]) -> None:
+    """Keep the sweeper's indexes (open sessions and live journeys of each partition):
+    at most one ZADD and one ZREM per index and partition."""
+    adds: dict[str, dict[str, int]] = {}
+    removes: dict[str, list[str]] = {}
+    for pid, (partition, result) in persons.items():
+        journey = result.state.journey
+        for name, score in (
+            ("open", journey.session_open and journey.session_last_ts),
+            ("active", journey.last_ts),
+        ):
+            index = partition_key(partition, name)
+            if score:
+                adds.setdefault(index, {})[pid] = score
+            else:
+                removes.setdefault(index, []).append(pid)
+    for index, members in adds.items():
+        pipe.zadd(index, members)
+    for index, pids in removes.items():
+        pipe.zrem(index, *pids)

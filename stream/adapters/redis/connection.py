@@ -1,0 +1,51 @@
+"""One Redis client per worker, and a deadline per round trip.
+
+redis-py's socket timeout arms a timer per reply; the stores instead bound each whole
+round trip (a pipeline, or one command) with one `asyncio.timeout`. A `TimeoutError` is
+transient (the runtime's retry policy retries the batch), like redis-py's own
+`ConnectionError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Ttls:
+    journey_ms: int
+    conversion_ms: int
+    outbox_ms: int
+    paths_ms: int = 400 * 24 * 3600 * 1000
+
+
+def connect(url: str) -> Redis:
+    """The worker's client: no per-reply socket timeout (the stores time round trips)."""
+    return Redis.from_url(url, socket_timeout=None)
+
+
+class RoundTrips:
+    """Base of the stores: a client and the deadline of one round trip."""
+
+    def __init__(self, redis: Redis, ttls: Ttls, timeout_s: float = 5.0) -> None:
+        self.redis = redis
+        self.ttls = ttls
+        self.timeout_s = timeout_s
+
+    async def run(self, pipe: Any) -> list[Any]:
+        """Execute a pipeline within the deadline."""
+        return await self.call(pipe.execute())
+
+    async def call(self, command: Awaitable[T]) -> T:
+        async with asyncio.timeout(self.timeout_s):
+            return await command
+
+    def pipeline(self) -> Any:
+        return self.redis.pipeline(transaction=False)

@@ -1,0 +1,86 @@
+"""What a person's Redis keys hold, as bytes: the state value and the outbox entries.
+
+Pure. A person's state is one value: a 12-digit write version (`apply.lua` reads it
+with GETRANGE to refuse stale writers), then zlib — with a preset dictionary of common
+marketing words — of the compact journey, the last offset per `topic:partition`, and
+the recent (id key, content digest) pairs as one run of hex digits. An outbox entry is
+one event's outputs, kept from the state write until Kafka acknowledged them.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+
+import orjson
+
+from stream.core.codec import decode_journey, encode_journey
+from stream.core.output import Message, conversion_messages
+from stream.core.person import DIGEST_HEX, ID_KEY_HEX, Fence, PersonState
+from stream.core.topics import CONVERSIONS, CREDITS
+from stream.core.validation import CHANNELS, DIRECTNESS, MEDIUM_KINDS, STAGES
+
+VERSION_DIGITS = 12  # apply.lua reads the version off the value's first bytes (GETRANGE)
+# zlib's preset dictionary for person states: values common in marketing data (the
+# enumerations, the usual UTM sources, media and interaction verbs), so the first mention of
+# each in a state costs a back-reference instead of the word (bench/suite.py measures bytes
+# per journey). Stored states decode only with this exact dictionary: change it with care.
+VOCABULARY = (
+    b",".join(
+        orjson.dumps(word)
+        for word in (
+            *sorted(CHANNELS | MEDIUM_KINDS | DIRECTNESS | STAGES),
+            *("google", "bing", "meta", "facebook", "instagram", "linkedin", "youtube", "tiktok"),
+            *("newsletter", "cpc", "organic", "social", "referral", "none", "brand", "partner"),
+            *("click", "impression", "visit", "open", "view", "call", "citation"),
+        )
+    )
+    + b',null,true,false,0.0]],[[{"page":"/"},{"page":"/product"},{"page":"/pricing"}'
+)
+_ENTRY = ID_KEY_HEX + DIGEST_HEX  # one remembered event id: id_key then content digest
+
+
+def encode_state(state: PersonState, version: int) -> bytes:
+    """A person's journey and fence as one value, stamped with `version`: the compact
+    journey, the offsets, and the recent (id key, digest) pairs as one run of hex digits."""
+    fence = orjson.dumps(state.fence.offsets) + b"\n" + "".join(k + d for k, d in state.fence.recent).encode()
+    packer = zlib.compressobj(6, zdict=VOCABULARY)
+    payload = packer.compress(encode_journey(state.journey) + b"\n" + fence) + packer.flush()
+    return b"%0*d" % (VERSION_DIGITS, version) + payload
+
+
+def decode_state(raw: bytes | None) -> PersonState:
+    if not raw:
+        return PersonState()
+    unpacker = zlib.decompressobj(zdict=VOCABULARY)
+    data = unpacker.decompress(raw[VERSION_DIGITS:]) + unpacker.flush()
+    journey, offsets, recent = data.split(b"\n")
+    pairs = recent.decode()
+    entries = tuple(
+        (pairs[i : i + ID_KEY_HEX], pairs[i + ID_KEY_HEX : i + _ENTRY]) for i in range(0, len(pairs), _ENTRY)
+    )
+    version = int(raw[:VERSION_DIGITS])
+    return PersonState(decode_journey(journey), Fence(version, orjson.loads(offsets), entries))
+
+
+def encode_outbox_entry(messages: Iterable[Message]) -> bytes:
+    """One offset's outputs as stored in the outbox. Credit rows (~70 per conversion) are
+    left out: `decode_outbox_entry` derives them again from their conversion value, byte
+    for byte."""
+    return orjson.dumps(
+        [
+            (m.topic, None if m.key is None else m.key.decode(), m.value.decode())
+            for m in messages
+            if m.topic != CREDITS
+        ]
+    )
+
+
+def decode_outbox_entry(entry: bytes) -> list[Message]:
+    messages: list[Message] = []
+    for topic, k, v in orjson.loads(entry):
+        if topic == CONVERSIONS:
+            messages += conversion_messages(orjson.loads(v))  # the value and its credit rows
+        else:
+            messages.append(Message(topic, None if k is None else k.encode(), v.encode()))
+    return messages

@@ -1,0 +1,164 @@
+"""Batch mode over raw events (`touchstream attribute --events`): the stream's own pure code.
+
+`attribute_events` replays raw events through the same validation, the same routing
+and the same per-person `step` as the worker (each line is one position of a single
+synthetic partition, so event-id dedup behaves as in the stream) and yields the very
+`attribution.conversions` values the stream emits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from stream.attribution.paths import VALUE_SCALE, PathCount, parse_path
+from stream.attribution.snapshot import Snapshot
+from stream.core.codec import decode_event
+from stream.core.config import EXPIRY_SLACK_MS, Config, Limits
+from stream.core.control import CONTROL, ControlKind, control_event
+from stream.core.output import read_path_message
+from stream.core.partitioning import partition_of
+from stream.core.person import PersonState, Positioned, step
+from stream.core.records import Event
+from stream.core.revenue import Stored
+from stream.core.routing import Conflict, route
+from stream.core.topics import CONVERSIONS, PATHS, PERSONS
+from stream.core.validation import Rejection, validate
+
+BATCH_TP = "batch:0"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    line: int
+    reason_code: str
+    error: str
+
+
+def attribute_events(
+    lines: Iterable[bytes],
+    config: Config,
+    limits: Limits,
+    now_ms: int,
+    rejected: list[Rejected] | None = None,
+    snapshot: Snapshot | None = None,
+) -> Iterator[bytes]:
+    """`attribution.conversions` values for every conversion in a JSONL stream of raw events."""
+    replay = EventReplay(config, limits, now_ms, snapshot=snapshot)
+    yield from replay.run(lines)
+    if rejected is not None:
+        rejected.extend(replay.rejected)
+
+
+class EventReplay:
+    """Raw events through the stream's validation and per-person `step`, offline.
+
+    Each line is one position of a single synthetic partition, so event-id dedup behaves as
+    in the stream. Path counts for the data-driven models are collected as the stream's
+    Redis counts are, and `finish` expires what the stream's sweeper would expire at the
+    end: journeys idle for the lookback window before their partition's event-time
+    watermark (partition = Kafka's murmur2 of the person id, as the producer picks it).
+    Memory: one journey per person, each bounded by the journey cap and lookback.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        limits: Limits,
+        now_ms: int,
+        partitions: int = 8,
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        self.config, self.limits, self.now_ms, self.partitions = config, limits, now_ms, partitions
+        self.snapshot = snapshot
+        self.states: dict[str, PersonState] = {}
+        self.rejected: list[Rejected] = []
+        # partition -> path text -> [conversions, value_micros, nulls], as the stream's Redis hashes
+        self.paths: dict[int, dict[str, list[int]]] = {}
+        self.watermarks: dict[int, int] = {}
+        self.position = 0
+        self.stored: dict[str, tuple[str, Stored]] = {}  # conversion id -> (person, stored record)
+        self.identities: dict[str, str] = {}  # anonymous id -> customer
+
+    def run(self, lines: Iterable[bytes]) -> Iterator[bytes]:
+        for number, line in enumerate(lines, start=1):
+            raw = line.rstrip(b"\r\n")
+            if not raw:
+                continue
+            event = validate(raw, self.limits, self.now_ms)
+            if isinstance(event, Event):
+                event = self._route(event)
+            if isinstance(event, Conflict):
+                self.rejected.append(Rejected(number, "identity_conflict", event.error))
+            elif isinstance(event, Rejection):
+                self.rejected.append(Rejected(number, event.reason_code, event.error))
+            else:
+                yield from self._apply(event)
+
+    def finish(self) -> dict[tuple[str, ...], PathCount]:
+        """Expire idle journeys as the sweeper would, then return the path counts (all partitions)."""
+        for pid, state in list(self.states.items()):
+            watermark = self.watermarks.get(self.partition(pid), 0)
+            idle = watermark - state.journey.last_ts
+            if state.journey.last_ts and idle > self.config.rules.longest + EXPIRY_SLACK_MS:
+                self._control("expire", pid, state.journey.last_ts, watermark)
+        totals: dict[str, list[int]] = {}
+        for counts in self.paths.values():
+            for path, (c, v, n) in counts.items():
+                total = totals.setdefault(path, [0, 0, 0])
+                total[0], total[1], total[2] = total[0] + c, total[1] + v, total[2] + n
+        return {parse_path(p): PathCount(c, v / VALUE_SCALE, n) for p, (c, v, n) in sorted(totals.items())}
+
+    def close_idle_sessions(self, now_ms: int) -> None:
+        """What the sweeper's wall-clock `close_idle` events do to every open session."""
+        for pid, state in list(self.states.items()):
+            if state.journey.session_open:
+                self._control("close_idle", pid, state.journey.session_last_ts, now_ms)
+
+    def _control(self, kind: ControlKind, pid: str, last_ts: int, ts: int) -> None:
+        list(self._apply(control_event(kind, pid, last_ts, ts)))
+
+    def partition(self, person_id: str) -> int:
+        return partition_of(person_id.encode(), self.partitions)
+
+    def _route(self, event: Event) -> Event | Rejection | Conflict:
+        """The ingest's routing rule, over this replay's identity map and conversions."""
+        claimed_as = None
+        if event.type == "identify":
+            claimed_as = self.identities.setdefault(event.anonymous_id or "", event.customer_id or "")
+        cid = event.conversion_id or ""
+        owners = {cid: self.stored[cid][0]} if not event.person_id and cid in self.stored else {}
+        return route(event, claimed_as, self.identities, owners)
+
+    def _apply(self, event: Event) -> Iterator[bytes]:
+        """The journeys agent's step; events it forwards (identity stitching) follow at once."""
+        self.position += 1
+        pid = event.person_id
+        if event.type not in CONTROL:  # the stream's watermark counts the same events
+            partition = self.partition(pid)
+            self.watermarks[partition] = max(event.ts, self.watermarks.get(partition, 0))
+        state = self.states.get(pid, PersonState())
+        found = (
+            self.stored.get(event.conversion_id or "") if event.type in ("revenue", "conversion") else None
+        )
+        if found and found[0] == pid:
+            state = dataclasses.replace(state, conversions={event.conversion_id or "": found[1]})
+        if event.type == "identify":
+            anon = event.anonymous_id or ""
+            state = dataclasses.replace(state, others={anon: self.states.get(anon, PersonState())})
+        result = step(pid, state, [Positioned(BATCH_TP, self.position, event)], self.config, self.snapshot)
+        self.states[pid] = dataclasses.replace(result.state, conversions={}, others={})
+        self.states |= result.tombstones
+        self.stored |= {c.conversion_id: (pid, c.record) for c in result.conversions}
+        for messages in result.outbox.values():
+            for m in messages:
+                if m.topic == PERSONS:
+                    yield from self._apply(decode_event(m.value))
+                elif m.topic == CONVERSIONS:
+                    yield m.value
+                elif m.topic == PATHS:
+                    path, *increments = read_path_message(m.value)
+                    counts = self.paths.setdefault(self.partition(pid), {}).setdefault(path, [0, 0, 0])
+                    for i, amount in enumerate(increments):
+                        counts[i] += amount

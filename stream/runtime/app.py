@@ -1,0 +1,153 @@
+"""The worker: a Faust app built by a factory from one `Settings` (no import-time app).
+
+Batch handlers (fed whole fetched batches by the batch consumer, not by Faust agents):
+    ingest    touchpoints.raw --validate, route--> <app>-touchpoints.persons (keyed by person) | dlq
+    journeys  <app>-touchpoints.persons --load / step / fenced store--> attribution.*, touchpoints.sessions
+    timers    sweep: ask due persons of the owned partitions to close idle sessions / expire journeys
+              models: refresh the data-driven snapshot from the path counts (also GET /models/refresh)
+
+Everything transient (Redis or the broker away) is retried by one `RetryPolicy`; anything
+else that fails in a handler crashes the worker, which restarts from the committed offsets.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.web import Request, Response, View
+from prometheus_client import CollectorRegistry
+
+from stream.adapters.kafka.consumer import BatchApp
+from stream.adapters.kafka.emitter import Emitter
+from stream.adapters.kafka.security import faust_credentials
+from stream.adapters.kafka.topics import persons_topic, topic_name
+from stream.adapters.redis.aggregates import PartitionStore
+from stream.adapters.redis.connection import Ttls, connect
+from stream.adapters.redis.directory import Directory
+from stream.adapters.redis.persons import PersonStore
+from stream.core.config import DAY_MS
+from stream.core.records import RawRecord
+from stream.core.topics import RAW
+from stream.runtime.ingest import Ingestor
+from stream.runtime.journeys import JourneyProcessor
+from stream.runtime.metrics import MeteredRetries, Metrics
+from stream.runtime.models import ModelKeeper
+from stream.runtime.retry import RetryPolicy
+from stream.runtime.sweeper import Sweeper
+from stream.settings import Settings
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> BatchApp:
+    """Build the Faust app: both batch handlers, the timers, `/metrics` and `/models/refresh`."""
+    registry = registry or CollectorRegistry()
+    metrics = Metrics.create(registry)
+    app = faust_app(settings, metrics)
+    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+    parts = Parts.build(app, settings, metrics)
+    register_handlers(app, settings, parts)
+    register_timers(app, settings, parts)
+    return app
+
+
+def faust_app(settings: Settings, metrics: Metrics) -> BatchApp:
+    """The Faust app and its Kafka client settings."""
+    return BatchApp(
+        settings.app_id,
+        observe_skew=lambda topic, skew_ms: metrics.partition_skew_ms.labels(topic).set(skew_ms),
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.partitions,
+        topic_disable_leader=True,
+        broker_credentials=faust_credentials(settings),
+        broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
+        broker_commit_interval=settings.commit_interval_ms / 1000,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_ms / 3000),
+        broker_max_poll_records=settings.batch_size,
+        producer_linger_ms=0,  # the Emitter submits whole batches: nothing to wait for
+        producer_max_batch_size=512 * 1024,  # Emitter sends a batch per partition
+        worker_redirect_stdouts=False,
+        # Faust's table directory: Touchstream keeps no Faust tables, so it only must not
+        # litter the working directory
+        datadir=settings.data_dir or str(Path(tempfile.gettempdir()) / f"touchstream-{settings.app_id}"),
+    )
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The worker's pieces, wired once: the stores, the emitter and the handlers' objects."""
+
+    metrics: Metrics
+    ingestor: Ingestor
+    processor: JourneyProcessor
+    models: ModelKeeper
+    sweeper: Sweeper
+    retry: RetryPolicy
+    retries: MeteredRetries
+
+    @classmethod
+    def build(cls, app: BatchApp, settings: Settings, metrics: Metrics) -> Parts:
+        config = settings.config()
+        worker_id = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        emitter = Emitter(lambda: app.producer._ensure_producer(), partial(topic_name, settings), worker_id)
+        redis = connect(settings.redis_url)
+        ttls = Ttls(config.rules.longest + DAY_MS, settings.conversion_ttl_ms, settings.outbox_ttl_ms)
+        persons = PersonStore(redis, ttls, cached_states=settings.state_cache)
+        aggregates = PartitionStore(redis, ttls, settings.max_paths)
+        models = ModelKeeper(aggregates, emitter, settings.partitions, settings.markov_order)
+        return cls(
+            metrics=metrics,
+            ingestor=Ingestor(emitter, settings.limits(), metrics, Directory(redis, ttls)),
+            processor=JourneyProcessor(persons, aggregates, emitter, config, metrics, models),
+            models=models,
+            sweeper=Sweeper(aggregates, emitter, config.rules),
+            retry=RetryPolicy(),
+            retries=MeteredRetries(metrics),
+        )
+
+
+def register_handlers(app: BatchApp, settings: Settings, parts: Parts) -> None:
+    """Both handlers get whole fetched batches; each batch is retried while Redis or the
+    broker is away (it is idempotent)."""
+    raw = app.topic(settings.topic(RAW), key_serializer="raw", value_serializer="raw")
+    persons = app.topic(persons_topic(settings), key_serializer="raw", value_serializer="raw")
+
+    @app.batch_handler(raw)
+    async def ingest(batch: list[RawRecord]) -> None:
+        await parts.retry.run(partial(parts.ingestor.handle, batch), "ingest", parts.retries)
+
+    @app.batch_handler(persons)
+    async def journeys(batch: list[RawRecord]) -> None:
+        await parts.retry.run(partial(parts.processor.handle, batch), "journeys", parts.retries)
+
+
+def register_timers(app: BatchApp, settings: Settings, parts: Parts) -> None:
+    """The sweeper, the model refresh (timer and `/models/refresh`) and the snapshot at start."""
+    persons = persons_topic(settings)
+
+    @app.task
+    async def load_model_snapshot() -> None:
+        await parts.retry.run(parts.models.load, "models", parts.retries)
+
+    @app.timer(settings.model_refresh_ms / 1000)
+    async def refresh_models() -> None:
+        await parts.retry.run(parts.models.refresh, "models", parts.retries)
+
+    @app.page("/models/refresh")
+    async def refresh_models_now(web: View, request: Request) -> Response:
+        """On-demand refresh: recompute the snapshot from the path counts now and return it."""
+        snapshot = await parts.models.refresh()
+        return web.json(snapshot.doc() if snapshot else {"snapshot_id": None})
+
+    @app.timer(settings.sweep_interval_ms / 1000)
+    async def sweep() -> None:
+        owned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == persons)
+        await parts.retry.run(lambda: parts.sweeper.sweep(owned), "sweep", parts.retries)

@@ -1,0 +1,186 @@
+"""The journeys handler: a batch of person-keyed events in, Redis state and outputs out.
+
+`JourneyProcessor` applies a batch: one Redis round trip to load every person, the pure
+`step` per person, one pipeline of fenced writes, then the path counts and the outputs
+(produced and awaited) before the batch is acked — at-least-once output, exactly-once
+state (docs/guarantees.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+
+from stream.adapters.kafka.emitter import Emitter
+from stream.adapters.redis.aggregates import PartitionBatch, PartitionStore, PathIncrement
+from stream.adapters.redis.persons import PersonStore
+from stream.core.batch import step_batch
+from stream.core.codec import decode_event
+from stream.core.config import Config
+from stream.core.control import CONTROL
+from stream.core.output import Message, read_path_message
+from stream.core.person import Positioned, StepResult
+from stream.core.records import RawRecord
+from stream.core.topics import CONVERSIONS, PATHS, SESSIONS
+from stream.errors import TransientError
+from stream.runtime.metrics import Metrics, count_labels, observe_all
+from stream.runtime.models import ModelKeeper
+
+log = logging.getLogger("touchstream.journeys")
+
+MAX_WRITE_ATTEMPTS = 10
+
+
+@dataclass
+class JourneyProcessor:
+    """Applies batches of person-keyed events exactly once to Redis state."""
+
+    store: PersonStore
+    aggregates: PartitionStore
+    emitter: Emitter
+    config: Config
+    metrics: Metrics
+    models: ModelKeeper | None = None
+    _clearing: asyncio.Future | None = field(default=None, init=False, repr=False)
+
+    async def handle(self, records: Sequence[RawRecord]) -> None:
+        by_person: dict[str, list[Positioned]] = {}
+        partitions: dict[str, int] = {}
+        max_ts: dict[int, int] = {}  # partition -> highest event ts of the batch (the watermark)
+        controls: list[str] = []
+        for rec in records:
+            assert rec.key is not None and rec.value is not None
+            pid = rec.key.decode()
+            event = decode_event(rec.value)
+            by_person.setdefault(pid, []).append(
+                # every writer of the person-keyed topic writes encode_event(event): the value
+                Positioned(f"{rec.topic}:{rec.partition}", rec.offset, event, rec.value)
+            )
+            partitions[pid] = rec.partition
+            if event.type in CONTROL:
+                controls.append(event.type)
+            else:
+                max_ts[rec.partition] = max(event.ts, max_ts.get(rec.partition, 0))
+        count_labels(self.metrics.events_in, controls)
+        results = await self._apply(by_person, partitions)
+        outputs = {pid: r.outbox for pid, r in results.items()}
+        replayed = await self.store.replayed_outputs(
+            {pid: r.replayed for pid, r in results.items() if r.replayed}
+        )
+        for pid, outbox in replayed.items():
+            outputs[pid] = {**outputs[pid], **outbox}
+        persons = {pid: (partitions[pid], r) for pid, r in results.items()}
+        # the path counts (fenced by offset) and the outputs are independent: both must be done
+        # before the batch is acked, in either order; a retry applies neither twice
+        await _all(
+            self.aggregates.add_aggregates(_partition_batches(records, partitions, max_ts, outputs), persons),
+            self.emitter.emit(
+                [m for o in outputs.values() for ms in o.values() for m in ms if m.topic != PATHS]
+            ),
+        )
+        # delivered: a replay of these offsets has nothing left to re-emit. Dropping the entries
+        # only saves memory (they expire anyway), so it does not hold up the next batch.
+        self._clearing = asyncio.ensure_future(
+            self._clear_outbox({pid: list(o) for pid, o in outputs.items() if o}, self._clearing)
+        )
+        self._observe(records, partitions, results)
+
+    async def _clear_outbox(self, delivered: dict[str, list[int]], previous: asyncio.Future | None) -> None:
+        if previous is not None:
+            await previous  # one at a time
+        try:
+            await self.store.clear_outbox(delivered)
+        except Exception as exc:  # harmless: the entries expire with the outbox TTL
+            log.warning("dropping delivered outbox entries failed (%s: %s)", type(exc).__name__, exc)
+
+    async def _apply(
+        self, by_person: dict[str, list[Positioned]], partitions: dict[str, int]
+    ) -> dict[str, StepResult]:
+        """Load, step and store; persons refused by the fence are reloaded and redone."""
+        results: dict[str, StepResult] = {}
+        pending = list(by_person)
+        snapshot = self.models.current if self.models else None
+        for _attempt in range(MAX_WRITE_ATTEMPTS):
+            wanted = {
+                pid: [
+                    p.event.conversion_id or ""
+                    for p in by_person[pid]
+                    if p.event.type in ("revenue", "conversion")
+                ]
+                for pid in pending
+            }
+            others = {
+                pid: [p.event.anonymous_id or "" for p in by_person[pid] if p.event.type == "identify"]
+                for pid in pending
+            }
+            states = await self.store.load(
+                pending,
+                {pid: cids for pid, cids in wanted.items() if cids},
+                {pid: anons for pid, anons in others.items() if anons},
+            )
+            batch = step_batch(states, {pid: by_person[pid] for pid in pending}, self.config, snapshot)
+            refused = await self.store.save(batch)
+            self.metrics.refused_writes.inc(len(refused))
+            results.update({pid: r for pid, r in batch.items() if pid not in refused})
+            pending = sorted(refused)
+            if not pending:
+                return results
+        raise TransientError(f"fenced writes kept being refused for {len(pending)} persons")
+
+    def _observe(
+        self, records: Sequence[RawRecord], partitions: dict[str, int], results: dict[str, StepResult]
+    ) -> None:
+        m = self.metrics
+        m.batch_size.labels("journeys").observe(len(records))
+        m.replayed.inc(sum(len(r.replayed) for r in results.values()))
+        m.duplicates.inc(sum(r.duplicates for r in results.values()))
+        m.approximated.inc(sum(r.approximated for r in results.values()))
+        observe_all(m.lateness_ms, [late for r in results.values() for late in r.lateness_ms])
+        sent = {(rec.partition, rec.offset): rec.timestamp for rec in records}
+        now = time.time()
+        closed: list[str] = []
+        for pid, result in results.items():
+            for offset, msgs in result.outbox.items():
+                for msg in msgs:
+                    if msg.topic == CONVERSIONS:
+                        m.attributions_out.inc()
+                        m.latency_ms.observe(max(0.0, now - sent[(partitions[pid], offset)]) * 1000)
+                    elif msg.topic == SESSIONS:
+                        closed.append("idle" if b'"closed_by":"idle"' in msg.value else "next_session")
+        count_labels(m.sessions_out, closed)
+
+
+async def _all(*steps: Awaitable[None]) -> None:
+    """Run the steps concurrently; the first failure cancels the others and propagates as is."""
+    tasks = [asyncio.ensure_future(s) for s in steps]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+
+
+def _partition_batches(
+    records: Sequence[RawRecord],
+    partitions: dict[str, int],
+    max_ts: dict[int, int],
+    outputs: dict[str, dict[int, list[Message]]],
+) -> dict[int, PartitionBatch]:
+    """Per partition: the batch's highest offset and event ts, and its path increments in offset order."""
+    last: dict[int, int] = {}
+    for rec in records:
+        last[rec.partition] = max(rec.offset, last.get(rec.partition, -1))
+    increments: dict[int, list[PathIncrement]] = {p: [] for p in last}
+    for pid, outbox in outputs.items():
+        for offset, messages in outbox.items():
+            for msg in messages:
+                if msg.topic == PATHS:
+                    increments[partitions[pid]].append(PathIncrement(offset, *read_path_message(msg.value)))
+    return {
+        p: PartitionBatch(last[p], max_ts.get(p, 0), sorted(incs, key=lambda i: i.offset))
+        for p, incs in increments.items()
+    }

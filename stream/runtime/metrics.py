@@ -1,0 +1,140 @@
+"""Touchstream's Prometheus metrics, created against a registry passed in.
+
+Faust's own metrics come from `faust.sensors.prometheus` on the same
+registry; together they are served on the worker's `/metrics` page.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from stream.runtime.retry import LogRetries, RetryObserver
+
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
+BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+SECOND, MINUTE, HOUR, DAY = 1000, 60_000, 3_600_000, 86_400_000
+# how far behind the person's last event an event arrives: 0 in order, then up to the lookback
+LATENESS_BUCKETS_MS = (
+    0,
+    SECOND,
+    10 * SECOND,
+    MINUTE,
+    10 * MINUTE,
+    HOUR,
+    6 * HOUR,
+    DAY,
+    7 * DAY,
+    30 * DAY,
+    90 * DAY,
+)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    events_in: Counter
+    dlq: Counter
+    attributions_out: Counter
+    sessions_out: Counter
+    replayed: Counter
+    duplicates: Counter
+    refused_writes: Counter
+    batch_size: Histogram
+    latency_ms: Histogram
+    retries: Counter
+    stalled: Gauge
+    identity_conflicts: Counter
+    lateness_ms: Histogram
+    approximated: Counter
+    partition_skew_ms: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, prefix: str = "touchstream") -> Metrics:
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(f"{prefix}_{name}", doc, labels, registry=registry)
+
+        return cls(
+            events_in=counter("events_in", "Valid input events by type", ("type",)),
+            dlq=counter("dlq", "Values sent to the dead-letter topic by reason", ("reason",)),
+            attributions_out=counter("attributions_out", "Attribution events emitted (incl. replays)"),
+            sessions_out=counter("sessions_out", "Closed sessions emitted", ("closed_by",)),
+            replayed=counter("replayed_events", "Events already applied (fenced), outputs re-emitted"),
+            duplicates=counter("duplicate_events", "Events skipped because their event_id was seen"),
+            refused_writes=counter("refused_writes", "Person writes refused by the fence (stale version)"),
+            batch_size=Histogram(
+                f"{prefix}_batch_size",
+                "Events per processing batch",
+                ("agent",),
+                buckets=BATCH_BUCKETS,
+                registry=registry,
+            ),
+            identity_conflicts=counter(
+                "identity_conflicts",
+                "identify events refused: the anonymous id is mapped to another customer",
+            ),
+            retries=counter(
+                "retries", "Transient failures retried (Redis or broker unavailable)", ("operation",)
+            ),
+            stalled=Gauge(
+                f"{prefix}_stalled",
+                "1 while an operation is waiting for Redis or the broker to come back",
+                ("operation",),
+                registry=registry,
+            ),
+            lateness_ms=Histogram(
+                f"{prefix}_event_lateness_ms",
+                "How far (event time) behind the person's last event an event was applied, milliseconds",
+                buckets=LATENESS_BUCKETS_MS,
+                registry=registry,
+            ),
+            approximated=counter(
+                "late_approximated",
+                "Late interactions older than the re-derive window, made a touchpoint of their own",
+            ),
+            partition_skew_ms=Gauge(
+                f"{prefix}_partition_skew_ms",
+                "Event-time spread between the partitions a worker reads of a topic (record timestamps)",
+                ("topic",),
+                registry=registry,
+            ),
+            latency_ms=Histogram(
+                f"{prefix}_latency_ms",
+                "Conversion produced to attribution emitted, milliseconds",
+                buckets=LATENCY_BUCKETS_MS,
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class MeteredRetries:
+    """A retry observer (`stream.runtime.retry`) that logs and counts: `touchstream_retries_total`
+    per retry, `touchstream_stalled` 1 while an operation waits and 0 once it recovered."""
+
+    metrics: Metrics
+    log: RetryObserver = field(default_factory=LogRetries)
+
+    def retrying(self, what: str, failures: int, delay: float, exc: BaseException) -> None:
+        self.log.retrying(what, failures, delay, exc)
+        self.metrics.retries.labels(what).inc()
+        self.metrics.stalled.labels(what).set(1)
+
+    def recovered(self, what: str, failures: int) -> None:
+        self.log.recovered(what, failures)
+        self.metrics.stalled.labels(what).set(0)
+
+
+def observe_all(histogram: Histogram, values: Iterable[float]) -> None:
+    """Observe every value (a batch's worth, in one place)."""
+    for value in values:
+        histogram.observe(value)
+
+
+def count_labels(counter: Counter, labels: Iterable[str]) -> None:
+    """Add one per item of `labels` to the counter's children, one `inc` per distinct label:
+    called per batch, as `labels()` costs too much to call per event."""
+    for label, n in Tally(labels).items():
+        counter.labels(label).inc(n)

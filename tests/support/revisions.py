@@ -1,0 +1,71 @@
+"""Comparing results whatever the order events were processed in.
+
+More out-of-order arrival means more revisions of a conversion, never a different latest
+one: `latest` keeps each conversion's latest revision with the revision number blanked,
+and `canonical` blanks the revision numbers a journey keeps of its conversions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import redis
+
+from stream.adapters.redis.keys import key
+from stream.core.journey import Journey
+from stream.core.state_codec import decode_state
+
+
+def latest(docs: Iterable[dict[str, Any] | bytes]) -> dict[str, dict[str, Any]]:
+    """attribution id -> the latest revision of each conversion value, `revision` blanked."""
+    out: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        value = orjson.loads(doc) if isinstance(doc, bytes) else doc
+        if value["kind"] != "conversion":
+            continue
+        seen = out.get(value["attribution_id"])
+        if seen is None or value["revision"] >= seen["revision"]:
+            out[value["attribution_id"]] = value
+    return {k: {**v, "revision": None} for k, v in out.items()}
+
+
+def canonical(journey: Journey) -> Journey:
+    return dataclasses.replace(
+        journey, pending=tuple(dataclasses.replace(p, revision=0) for p in journey.pending)
+    )
+
+
+def stored_journeys(redis_url: str, person_ids: Iterable[str]) -> dict[str, Journey]:
+    """The journeys Redis holds for these persons (an empty journey where there is none)."""
+    pids = list(person_ids)
+    with redis.Redis.from_url(redis_url) as client:
+        raw = client.mget([key(pid, "state") for pid in pids]) if pids else []
+    return {pid: decode_state(value).journey for pid, value in zip(pids, raw, strict=True)}
+
+
+def journeys_differing(expected: dict[str, Journey], got: dict[str, Journey]) -> list[str]:
+    """Persons whose journeys differ: a customer's (or never-merged person's) journey in
+    full, revision numbers aside; a merged anonymous person only by whom it merged into
+    (what its tombstone kept depends on when the identify was processed)."""
+    off = []
+    for pid, journey in expected.items():
+        mine = got.get(pid, Journey())
+        if journey.merged_into is not None:
+            if mine.merged_into != journey.merged_into:
+                off.append(pid)
+        elif canonical(mine) != canonical(journey):
+            off.append(pid)
+    return off
+
+
+def difference(expected: Journey, got: Journey) -> str:
+    """What differs between two journeys, field by field (for a failing test's report)."""
+    a, b = canonical(expected), canonical(got)
+    return "; ".join(
+        f"{f.name}: expected {getattr(a, f.name)!r}, got {getattr(b, f.name)!r}"
+        for f in dataclasses.fields(Journey)
+        if getattr(a, f.name) != getattr(b, f.name)
+    )
