@@ -108,6 +108,12 @@ class Settings:
     batch_size: int = _setting(
         1000, "Max records per Kafka fetch; each topic's share is processed as one batch", int
     )
+    align_ms: int = _setting(
+        60_000,
+        "Event-time alignment of the raw partitions a worker reads: records of a partition more "
+        "than this ahead of another partition's (that has records to come) are held back",
+        _duration_ms,
+    )
     commit_interval_ms: int = _setting(
         2800, "How often consumed offsets are committed to Kafka", _duration_ms
     )
@@ -131,6 +137,12 @@ class Settings:
         7 * DAY_MS, "How long outputs not yet acknowledged by Kafka are kept for replay", _duration_ms
     )
     sweep_interval_ms: int = _setting(10_000, "How often idle sessions are closed", _duration_ms)
+    idle_partition_ms: int = _setting(
+        10 * MINUTE_MS,
+        "A raw partition without events this long (wall clock) no longer holds back the low "
+        "watermark that journeys expire by",
+        _duration_ms,
+    )
     max_value_bytes: int = _setting(64 * 1024, "Largest accepted raw value", int)
     max_context_bytes: int = _setting(4096, "Largest accepted `context` (serialised)", int)
     max_future_skew_ms: int = _setting(DAY_MS, "How far in the future `ts` may be", _duration_ms)

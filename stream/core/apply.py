@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from stream.core.config import Rules
+from stream.core.config import EXPIRY_SLACK_MS, Rules
 from stream.core.journey import (
     Converted,
     Journey,
@@ -43,12 +43,15 @@ def apply(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, list[O
 
     A journey with no event for the lookback window expires before anything else is
     applied: the same rule whether the person comes back (here) or never does (the
-    sweeper's `expire` event, stamped with the partition's event-time watermark).
+    sweeper's `expire` event, stamped with the low watermark; it allows the watermark
+    `EXPIRY_SLACK_MS` more, for events that reach their partition a little out of order —
+    the sweeper asks by the same rule, but the person's latest event may have come since).
     """
     if event.type == "close_idle":
         journey, closed = close_idle(journey, event.ts, rules)
         return journey, [closed] if closed else []
-    journey, outputs = expire(journey, event.ts, rules)
+    now = event.ts - EXPIRY_SLACK_MS if event.type == "expire" else event.ts
+    journey, outputs = expire(journey, now, rules)
     if event.type not in ("interaction", "conversion"):
         return journey, outputs  # expire (done above) / identify / revenue: handled by later stages
     if journey.last_ts and event.ts < journey.last_ts - rules.longest:

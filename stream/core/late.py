@@ -72,18 +72,20 @@ def merge(target: Journey, source: Journey, source_id: str, rules: Rules) -> tup
     Both journeys' raw interactions are re-derived together; settled touches are
     interleaved by time. The customer's conversions are re-credited (a correction where the
     anonymous touches fall in their windows). Merging the same anonymous id twice changes
-    nothing.
+    nothing, and an interaction both journeys hold counts once: an anonymous device's event
+    ingested before the identify claimed its id (so applied to the anonymous journey) and,
+    after a crash, ingested again once it had (so applied to the customer's) is one event.
     """
     ids = tuple(sorted({*target.merged, *source.merged, source_id}))
     if source_id in target.merged or not (source.touches or source.tail):
         return dataclasses.replace(target, merged=ids), []
     until = max(target.settled_until, source.settled_until)
-    sessions = groups(sorted((*target.tail, *source.tail), key=order), rules.session_timeout_ms)
+    sessions = groups(_distinct((*target.tail, *source.tail)), rules.session_timeout_ms)
     # a raw session that starts before a settled one ended is settled as well
     kept = [s for s in sessions if s[0].ts > until]
     let_go = [session_touch(s) for s in sessions if s[0].ts <= until]
     until = max([until, *(s[-1].ts for s in sessions if s[0].ts <= until)])
-    old = sorted((*settled(target), *settled(source), *let_go), key=order)
+    old = _distinct((*settled(target), *settled(source), *let_go))
     newest = max((target, source), key=lambda j: j.session_last_ts)
     last_ts = max(target.last_ts, source.last_ts)
     merged = dataclasses.replace(
@@ -106,6 +108,11 @@ def merge(target: Journey, source: Journey, source_id: str, rules: Rules) -> tup
     )
     merged, corrections = recredit(settle(merged, rules), rules)
     return merged, corrections
+
+
+def _distinct(touches: tuple[Touchpoint, ...] | list[Touchpoint]) -> list[Touchpoint]:
+    """Touches in time order, each session (or raw interaction) once: by its `session_id`."""
+    return sorted({t.session_id: t for t in touches}.values(), key=order)
 
 
 def _earliest(a: int | None, b: int | None) -> int | None:

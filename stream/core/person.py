@@ -24,6 +24,7 @@ from stream.attribution.snapshot import Snapshot
 from stream.core.apply import apply
 from stream.core.codec import encode_event
 from stream.core.config import Config
+from stream.core.control import CONTROL
 from stream.core.journey import Approximated, Converted, Corrected, Journey, NullPath, Output, TooLate
 from stream.core.late import merge
 from stream.core.output import (
@@ -170,6 +171,8 @@ class _Run:
         event, journey = item.event, self.journey
         if journey.merged_into and event.type in ("interaction", "conversion", "identify"):
             return [_forward(event, journey.merged_into)]  # sent before the map existed
+        if journey.merged_into and event.type in CONTROL:
+            return []  # a tombstone: its sessions and journey live on in the customer's
         if event.type == "identify":
             return self.identify(item)
         if event.type == "revenue":

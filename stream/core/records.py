@@ -87,7 +87,9 @@ class AttributionInput:
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """What the shells need of a Kafka record."""
+    """What the shells need of a Kafka record. `decoded` is what the topic's decoder made of
+    the value as it was fetched (for the raw topic: an `Event` or a rejection), and
+    `event_ms` its event time, which the batch consumer aligns partitions by."""
 
     topic: str
     partition: int
@@ -95,3 +97,5 @@ class RawRecord:
     key: bytes | None
     value: bytes | None
     timestamp: float  # seconds
+    decoded: Any = None
+    event_ms: int | None = None

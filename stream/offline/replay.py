@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from stream.attribution.paths import VALUE_SCALE, PathCount, parse_path
 from stream.attribution.snapshot import Snapshot
 from stream.core.codec import decode_event
-from stream.core.config import EXPIRY_SLACK_MS, Config, Limits
-from stream.core.control import CONTROL, ControlKind, control_event
+from stream.core.config import Config, Limits
+from stream.core.control import ControlKind, control_event, expires_before
 from stream.core.output import read_path_message
 from stream.core.partitioning import partition_of
 from stream.core.person import PersonState, Positioned, step
@@ -57,8 +57,9 @@ class EventReplay:
     Each line is one position of a single synthetic partition, so event-id dedup behaves as
     in the stream. Path counts for the data-driven models are collected as the stream's
     Redis counts are, and `finish` expires what the stream's sweeper would expire at the
-    end: journeys idle for the lookback window before their partition's event-time
-    watermark (partition = Kafka's murmur2 of the person id, as the producer picks it).
+    end: journeys idle for the lookback window before the low watermark, the lowest of the
+    raw partitions' (the partition of an event is Kafka's murmur2 of its key, the
+    customer id or else the anonymous id, as producers key them).
     Memory: one journey per person, each bounded by the journey cap and lookback.
     """
 
@@ -76,7 +77,7 @@ class EventReplay:
         self.rejected: list[Rejected] = []
         # partition -> path text -> [conversions, value_micros, nulls], as the stream's Redis hashes
         self.paths: dict[int, dict[str, list[int]]] = {}
-        self.watermarks: dict[int, int] = {}
+        self.watermarks: dict[int, int] = {}  # raw partition -> highest ts of its events with a person id
         self.position = 0
         self.stored: dict[str, tuple[str, Stored]] = {}  # conversion id -> (person, stored record)
         self.identities: dict[str, str] = {}  # anonymous id -> customer
@@ -88,6 +89,7 @@ class EventReplay:
                 continue
             event = validate(raw, self.limits, self.now_ms)
             if isinstance(event, Event):
+                self._advance(event)
                 event = self._route(event)
             if isinstance(event, Conflict):
                 self.rejected.append(Rejected(number, "identity_conflict", event.error))
@@ -98,11 +100,11 @@ class EventReplay:
 
     def finish(self) -> dict[tuple[str, ...], PathCount]:
         """Expire idle journeys as the sweeper would, then return the path counts (all partitions)."""
+        watermark = min(self.watermarks.values(), default=0)
         for pid, state in list(self.states.items()):
-            watermark = self.watermarks.get(self.partition(pid), 0)
-            idle = watermark - state.journey.last_ts
-            if state.journey.last_ts and idle > self.config.rules.longest + EXPIRY_SLACK_MS:
-                self._control("expire", pid, state.journey.last_ts, watermark)
+            last_ts = state.journey.last_ts
+            if last_ts and last_ts < expires_before(watermark, self.config.rules):
+                self._control("expire", pid, last_ts, watermark)
         totals: dict[str, list[int]] = {}
         for counts in self.paths.values():
             for path, (c, v, n) in counts.items():
@@ -122,6 +124,13 @@ class EventReplay:
     def partition(self, person_id: str) -> int:
         return partition_of(person_id.encode(), self.partitions)
 
+    def _advance(self, event: Event) -> None:
+        """The watermark of the raw partition the event was published to (its key is its
+        person id: the customer id, else the anonymous id)."""
+        if event.person_id:
+            partition = self.partition(event.person_id)
+            self.watermarks[partition] = max(event.ts, self.watermarks.get(partition, 0))
+
     def _route(self, event: Event) -> Event | Rejection | Conflict:
         """The ingest's routing rule, over this replay's identity map and conversions."""
         claimed_as = None
@@ -135,9 +144,6 @@ class EventReplay:
         """The journeys agent's step; events it forwards (identity stitching) follow at once."""
         self.position += 1
         pid = event.person_id
-        if event.type not in CONTROL:  # the stream's watermark counts the same events
-            partition = self.partition(pid)
-            self.watermarks[partition] = max(event.ts, self.watermarks.get(partition, 0))
         state = self.states.get(pid, PersonState())
         found = (
             self.stored.get(event.conversion_id or "") if event.type in ("revenue", "conversion") else None

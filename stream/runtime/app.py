@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -31,9 +32,10 @@ from stream.adapters.redis.aggregates import PartitionStore
 from stream.adapters.redis.connection import Ttls, connect
 from stream.adapters.redis.directory import Directory
 from stream.adapters.redis.persons import PersonStore
-from stream.core.config import DAY_MS
-from stream.core.records import RawRecord
+from stream.core.config import DAY_MS, Limits
+from stream.core.records import Event, RawRecord
 from stream.core.topics import RAW
+from stream.core.validation import Rejection, validate
 from stream.runtime.ingest import Ingestor
 from stream.runtime.journeys import JourneyProcessor
 from stream.runtime.metrics import MeteredRetries, Metrics
@@ -57,9 +59,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
 def faust_app(settings: Settings, metrics: Metrics) -> BatchApp:
     """The Faust app and its Kafka client settings."""
+
+    def observe_alignment(topic: str, skew_ms: int, holding: int) -> None:
+        metrics.partition_skew_ms.labels(topic).set(skew_ms)
+        metrics.partitions_holding.labels(topic).set(holding)
+
     return BatchApp(
         settings.app_id,
-        observe_skew=lambda topic, skew_ms: metrics.partition_skew_ms.labels(topic).set(skew_ms),
+        alignment=(settings.align_ms, max(settings.batch_size, 1000)),
+        observe_alignment=observe_alignment,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
         web_port=settings.web_port,
         web_bind=settings.web_host,
@@ -105,10 +113,12 @@ class Parts:
         models = ModelKeeper(aggregates, emitter, settings.partitions, settings.markov_order)
         return cls(
             metrics=metrics,
-            ingestor=Ingestor(emitter, settings.limits(), metrics, Directory(redis, ttls)),
+            ingestor=Ingestor(emitter, settings.limits(), metrics, Directory(redis, ttls), aggregates),
             processor=JourneyProcessor(persons, aggregates, emitter, config, metrics, models),
             models=models,
-            sweeper=Sweeper(aggregates, emitter, config.rules),
+            sweeper=Sweeper(
+                aggregates, emitter, config.rules, settings.partitions, settings.idle_partition_ms
+            ),
             retry=RetryPolicy(),
             retries=MeteredRetries(metrics),
         )
@@ -120,13 +130,20 @@ def register_handlers(app: BatchApp, settings: Settings, parts: Parts) -> None:
     raw = app.topic(settings.topic(RAW), key_serializer="raw", value_serializer="raw")
     persons = app.topic(persons_topic(settings), key_serializer="raw", value_serializer="raw")
 
-    @app.batch_handler(raw)
+    @app.batch_handler(raw, decode=partial(raw_decoder, settings.limits()), align=True)
     async def ingest(batch: list[RawRecord]) -> None:
         await parts.retry.run(partial(parts.ingestor.handle, batch), "ingest", parts.retries)
 
     @app.batch_handler(persons)
     async def journeys(batch: list[RawRecord]) -> None:
         await parts.retry.run(partial(parts.processor.handle, batch), "journeys", parts.retries)
+
+
+def raw_decoder(limits: Limits, value: bytes | None) -> tuple[Event | Rejection, int | None]:
+    """A raw value validated as it is fetched, and its event time (the consumer aligns the raw
+    partitions by it)."""
+    decoded = validate(value, limits, int(time.time() * 1000))
+    return decoded, decoded.ts if isinstance(decoded, Event) else None
 
 
 def register_timers(app: BatchApp, settings: Settings, parts: Parts) -> None:

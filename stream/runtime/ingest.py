@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stream.adapters.kafka.emitter import Emitter
+from stream.adapters.redis.aggregates import PartitionStore
 from stream.adapters.redis.directory import Directory
 from stream.core.codec import encode_event
 from stream.core.config import Limits
@@ -32,6 +33,7 @@ class Ingestor:
     limits: Limits
     metrics: Metrics
     directory: Directory
+    aggregates: PartitionStore
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
         now_ms = int(time.time() * 1000)
@@ -39,7 +41,10 @@ class Ingestor:
         side: list[Message] = []  # DLQ and identity-conflict records
         types: list[str] = []
         reasons: list[str] = []
-        for rec, result in await self._route(records, now_ms):
+        watermarks: dict[int, int] = {}  # raw partition -> highest ts of its events with a person id
+        for rec, result, valid in await self._route(records, now_ms):
+            if valid is not None and valid.person_id:
+                watermarks[rec.partition] = max(valid.ts, watermarks.get(rec.partition, 0))
             if isinstance(result, Event):
                 types.append(result.type)
                 routed.append(
@@ -62,21 +67,29 @@ class Ingestor:
                     )
                 )
         await self.emitter.emit_stamped(routed + [(m, None) for m in side])
+        # only once the events are on the person-keyed topic: an `expire` the sweeper sends by
+        # this watermark is then queued behind them, never ahead of one (a crash in between
+        # leaves the watermark behind, which only delays expiry)
+        await self.aggregates.advance_watermarks(watermarks, now_ms)
         count_labels(self.metrics.events_in, types)
         count_labels(self.metrics.dlq, reasons)
         self.metrics.batch_size.labels("ingest").observe(len(records))
 
     async def _route(
         self, records: Sequence[RawRecord], now_ms: int
-    ) -> list[tuple[RawRecord, Event | Rejection | Conflict]]:
-        """Validate, then route to the canonical person (one Redis round trip per batch)."""
-        results = [(rec, validate(rec.value, self.limits, now_ms)) for rec in records]
+    ) -> list[tuple[RawRecord, Event | Rejection | Conflict, Event | None]]:
+        """Validate, then route to the canonical person (one Redis round trip per batch):
+        (record, what routing made of it, the valid event as the producer sent it)."""
+        results = [
+            (rec, rec.decoded if rec.decoded is not None else validate(rec.value, self.limits, now_ms))
+            for rec in records
+        ]
         events = [r for _, r in results if isinstance(r, Event)]
         claimed, identified, owners = await self.directory.lookup(needs(events))
         claims = iter(claimed)
         return [
-            (rec, route(r, next(claims) if r.type == "identify" else None, identified, owners))
+            (rec, route(r, next(claims) if r.type == "identify" else None, identified, owners), r)
             if isinstance(r, Event)
-            else (rec, r)
+            else (rec, r, None)
             for rec, r in results
         ]

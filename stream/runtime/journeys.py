@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stream.adapters.kafka.emitter import Emitter
@@ -28,6 +28,7 @@ from stream.core.topics import CONVERSIONS, PATHS, SESSIONS
 from stream.errors import TransientError
 from stream.runtime.metrics import Metrics, count_labels, observe_all
 from stream.runtime.models import ModelKeeper
+from stream.runtime.tasks import gather_all
 
 log = logging.getLogger("touchstream.journeys")
 
@@ -49,7 +50,6 @@ class JourneyProcessor:
     async def handle(self, records: Sequence[RawRecord]) -> None:
         by_person: dict[str, list[Positioned]] = {}
         partitions: dict[str, int] = {}
-        max_ts: dict[int, int] = {}  # partition -> highest event ts of the batch (the watermark)
         controls: list[str] = []
         for rec in records:
             assert rec.key is not None and rec.value is not None
@@ -62,8 +62,6 @@ class JourneyProcessor:
             partitions[pid] = rec.partition
             if event.type in CONTROL:
                 controls.append(event.type)
-            else:
-                max_ts[rec.partition] = max(event.ts, max_ts.get(rec.partition, 0))
         count_labels(self.metrics.events_in, controls)
         results = await self._apply(by_person, partitions)
         outputs = {pid: r.outbox for pid, r in results.items()}
@@ -75,8 +73,8 @@ class JourneyProcessor:
         persons = {pid: (partitions[pid], r) for pid, r in results.items()}
         # the path counts (fenced by offset) and the outputs are independent: both must be done
         # before the batch is acked, in either order; a retry applies neither twice
-        await _all(
-            self.aggregates.add_aggregates(_partition_batches(records, partitions, max_ts, outputs), persons),
+        await gather_all(
+            self.aggregates.add_aggregates(_partition_batches(records, partitions, outputs), persons),
             self.emitter.emit(
                 [m for o in outputs.values() for ms in o.values() for m in ms if m.topic != PATHS]
             ),
@@ -153,24 +151,12 @@ class JourneyProcessor:
         count_labels(m.sessions_out, closed)
 
 
-async def _all(*steps: Awaitable[None]) -> None:
-    """Run the steps concurrently; the first failure cancels the others and propagates as is."""
-    tasks = [asyncio.ensure_future(s) for s in steps]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        raise
-
-
 def _partition_batches(
     records: Sequence[RawRecord],
     partitions: dict[str, int],
-    max_ts: dict[int, int],
     outputs: dict[str, dict[int, list[Message]]],
 ) -> dict[int, PartitionBatch]:
-    """Per partition: the batch's highest offset and event ts, and its path increments in offset order."""
+    """Per partition: the batch's highest offset and its path increments in offset order."""
     last: dict[int, int] = {}
     for rec in records:
         last[rec.partition] = max(rec.offset, last.get(rec.partition, -1))
@@ -181,6 +167,5 @@ def _partition_batches(
                 if msg.topic == PATHS:
                     increments[partitions[pid]].append(PathIncrement(offset, *read_path_message(msg.value)))
     return {
-        p: PartitionBatch(last[p], max_ts.get(p, 0), sorted(incs, key=lambda i: i.offset))
-        for p, incs in increments.items()
+        p: PartitionBatch(last[p], sorted(incs, key=lambda i: i.offset)) for p, incs in increments.items()
     }

@@ -50,11 +50,20 @@ class Metrics:
     lateness_ms: Histogram
     approximated: Counter
     partition_skew_ms: Gauge
+    partitions_holding: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "touchstream") -> Metrics:
         def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
             return Counter(f"{prefix}_{name}", doc, labels, registry=registry)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(f"{prefix}_{name}", doc, labels, registry=registry)
+
+        def histogram(
+            name: str, doc: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()
+        ) -> Histogram:
+            return Histogram(f"{prefix}_{name}", doc, labels, buckets=buckets, registry=registry)
 
         return cls(
             events_in=counter("events_in", "Valid input events by type", ("type",)),
@@ -64,13 +73,7 @@ class Metrics:
             replayed=counter("replayed_events", "Events already applied (fenced), outputs re-emitted"),
             duplicates=counter("duplicate_events", "Events skipped because their event_id was seen"),
             refused_writes=counter("refused_writes", "Person writes refused by the fence (stale version)"),
-            batch_size=Histogram(
-                f"{prefix}_batch_size",
-                "Events per processing batch",
-                ("agent",),
-                buckets=BATCH_BUCKETS,
-                registry=registry,
-            ),
+            batch_size=histogram("batch_size", "Events per processing batch", BATCH_BUCKETS, ("agent",)),
             identity_conflicts=counter(
                 "identity_conflicts",
                 "identify events refused: the anonymous id is mapped to another customer",
@@ -78,33 +81,33 @@ class Metrics:
             retries=counter(
                 "retries", "Transient failures retried (Redis or broker unavailable)", ("operation",)
             ),
-            stalled=Gauge(
-                f"{prefix}_stalled",
+            stalled=gauge(
+                "stalled",
                 "1 while an operation is waiting for Redis or the broker to come back",
                 ("operation",),
-                registry=registry,
             ),
-            lateness_ms=Histogram(
-                f"{prefix}_event_lateness_ms",
+            lateness_ms=histogram(
+                "event_lateness_ms",
                 "How far (event time) behind the person's last event an event was applied, milliseconds",
-                buckets=LATENESS_BUCKETS_MS,
-                registry=registry,
+                LATENESS_BUCKETS_MS,
             ),
             approximated=counter(
                 "late_approximated",
                 "Late interactions older than the re-derive window, made a touchpoint of their own",
             ),
-            partition_skew_ms=Gauge(
-                f"{prefix}_partition_skew_ms",
-                "Event-time spread between the partitions a worker reads of a topic (record timestamps)",
+            partition_skew_ms=gauge(
+                "partition_skew_ms",
+                "Event-time spread between the partitions of a topic with records still to hand on "
+                "(the next to hand on of each), milliseconds",
                 ("topic",),
-                registry=registry,
             ),
-            latency_ms=Histogram(
-                f"{prefix}_latency_ms",
-                "Conversion produced to attribution emitted, milliseconds",
-                buckets=LATENCY_BUCKETS_MS,
-                registry=registry,
+            partitions_holding=gauge(
+                "partitions_holding",
+                "Partitions of a topic whose fetched records are held back, waiting for the others",
+                ("topic",),
+            ),
+            latency_ms=histogram(
+                "latency_ms", "Conversion produced to attribution emitted, milliseconds", LATENCY_BUCKETS_MS
             ),
         )
 

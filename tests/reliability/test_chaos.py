@@ -97,14 +97,40 @@ def mismatches(
         differing = sorted(f for f in set(counted) | set(want) if counted.get(f, 0) != want.get(f, 0))
         paths_off += len(differing)
         examples += [f"paths {partition} {f}: want {want.get(f)} got {counted.get(f)}" for f in differing[:2]]
+    differing = [i for i, v in got.items() if v != expected.conversions.get(i)]
+    examples += [_conversion_difference(i, expected.conversions.get(i) or {}, seen) for i in differing[:2]]
     return {
         "missing conversions": len(set(expected.conversions) - set(got)),
         "unexpected conversions": len(set(got) - set(expected.conversions)),
-        "conversions differing": sum(v != expected.conversions.get(i) for i, v in got.items()),
+        "conversions differing": len(differing),
         "revisions emitted twice with other bytes": sum(len(v) > 1 for v in versions.values()),
         "journeys differing": len(journeys_off),
         "path counts differing": paths_off,
     }
+
+
+def _conversion_difference(attribution_id: str, want: dict, seen: list[ConsumerRecord]) -> str:
+    """A conversion's person, the channels it is credited on in the oracle and in each revision
+    the stream emitted, and the first touchpoint fields that differ in the latest."""
+
+    def channels(doc: dict) -> str:
+        return ">".join(t["channel"] for t in doc.get("touchpoints", []))
+
+    docs = sorted(
+        (doc for doc in (orjson.loads(m.value) for m in seen) if doc["attribution_id"] == attribution_id),
+        key=lambda doc: doc["revision"],
+    )
+    touches = zip(want.get("touchpoints", []), docs[-1]["touchpoints"] if docs else [], strict=False)
+    fields = [
+        f"touch {w['index']} {k}: want {w.get(k)} got {g.get(k)}"
+        for w, g in touches
+        for k in sorted(set(w) | set(g))
+        if w.get(k) != g.get(k)
+    ]
+    return (
+        f"conversion {attribution_id} of {want.get('person_id')} at {want.get('conversion', {}).get('ts')}: "
+        f"want {channels(want)}; emitted {[(d['revision'], channels(d)) for d in docs]}; {fields[:4]}"
+    )
 
 
 class Chaos:
@@ -268,6 +294,8 @@ def test_kills_rebalances_and_restarts_lose_nothing(chaos_services, tmp_path, re
     )
     report("chaos: mismatches vs the batch oracle: " + ", ".join(f"{k} {v}" for k, v in off.items()))
     report("chaos: schedule: " + "; ".join(chaos.done))
+    for d in too_late[:3]:
+        report(f"chaos: too late: {d['error']}")
     for example in examples:
         report(f"chaos: differs: {example}"[:2000])
     assert kills >= 5 and rebalances == 2

@@ -62,10 +62,19 @@ def journeys_differing(expected: dict[str, Journey], got: dict[str, Journey]) ->
 
 
 def difference(expected: Journey, got: Journey) -> str:
-    """What differs between two journeys, field by field (for a failing test's report)."""
+    """What differs between two journeys, field by field, briefly (for a failing test's report)."""
     a, b = canonical(expected), canonical(got)
     return "; ".join(
-        f"{f.name}: expected {getattr(a, f.name)!r}, got {getattr(b, f.name)!r}"
+        f"{f.name}: expected {_brief(getattr(a, f.name))}, got {_brief(getattr(b, f.name))}"
         for f in dataclasses.fields(Journey)
         if getattr(a, f.name) != getattr(b, f.name)
     )
+
+
+def _brief(value: Any) -> str:
+    """Touchpoints as (ts, channel), conversions as (ts, event id, revision): what tells them apart."""
+    if isinstance(value, tuple) and value and hasattr(value[0], "channel"):
+        return repr([(t.ts, t.channel) for t in value])
+    if isinstance(value, tuple) and value and hasattr(value[0], "credited"):
+        return repr([(p.event.ts, p.event.event_id, p.revision) for p in value])
+    return repr(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from stream.core.apply import apply
-from stream.core.config import Rules
+from stream.core.config import EXPIRY_SLACK_MS, Rules
 from stream.core.journey import Converted, Journey, NullPath, SessionClosed, TooLate
 from stream.core.records import AttributionInput, Touchpoint
 from tests.support.events import DAY, MIN
@@ -148,21 +148,22 @@ def test_exactly_lookback_idle_does_not_expire():
 def test_expire_event_keeps_only_touches_after_the_last_conversion():
     """email, conversion, then sms and display: only sms > display is a null path."""
     journey, _ = fold([click(0), convert(10), click(20, "sms"), click(40, "display")])
-    journey, outputs = apply(journey, control("expire", ts(40) + LOOKBACK + 1), RULES)
+    journey, outputs = apply(journey, control("expire", ts(40) + LOOKBACK + EXPIRY_SLACK_MS + 1), RULES)
     assert [o for o in outputs if isinstance(o, NullPath)] == [NullPath(("sms", "display"))]
     assert journey == Journey()
 
 
 def test_expire_after_a_conversion_with_no_later_touch_is_no_null_path():
     journey, _ = fold([click(0), convert(10)])
-    journey, outputs = apply(journey, control("expire", ts(10) + LOOKBACK + 1), RULES)
+    journey, outputs = apply(journey, control("expire", ts(10) + LOOKBACK + EXPIRY_SLACK_MS + 1), RULES)
     assert outputs == [SessionClosed(Touchpoint(ts(0), "email", "i0"), ts(0), 1, "expired")]
     assert journey == Journey()
 
 
 def test_expire_too_early_and_close_idle_events():
     journey, _ = fold([click(0)])
-    assert apply(journey, control("expire", ts(0) + LOOKBACK), RULES) == (journey, [])
+    # the sweeper's expire allows the slack: a journey idle for the lookback alone stays
+    assert apply(journey, control("expire", ts(0) + LOOKBACK + EXPIRY_SLACK_MS), RULES) == (journey, [])
     assert apply(journey, control("close_idle", ts(0) + TIMEOUT), RULES) == (journey, [])
     closed, outputs = apply(journey, control("close_idle", ts(0) + TIMEOUT + 1), RULES)
     assert [o.closed_by for o in outputs] == ["idle"] and not closed.session_open

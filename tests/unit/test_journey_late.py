@@ -91,6 +91,17 @@ def test_merging_touches_into_a_pending_conversion_corrects_it():
     assert [t.channel for t in correction.attribution_input.touches] == ["email", "display"]
 
 
+def test_an_interaction_both_journeys_hold_counts_once():
+    """A device's email at 40 was applied to the anonymous journey (ingested before the
+    identify claimed the device) and, ingested again after a crash, to the customer's too:
+    merged, it is one interaction of one session, its cost counted once."""
+    device, _ = fold([click(0), click(40, "sms", event_id="twice", cost=0.6)])
+    customer, _ = fold([click(39, "sms", event_id="c"), click(40, "sms", event_id="twice", cost=0.6)])
+    merged, _ = merge(customer, device, "a-1", RULES)
+    assert [(t.channel, t.cost) for t in merged.touches] == [("email", 0.0), ("sms", 0.6)]
+    assert [t.session_id for t in merged.tail] == ["i0", "c", "twice"]
+
+
 @given(
     st.lists(
         st.tuples(st.integers(0, 9), st.sampled_from(["email", "sms", "push"])), min_size=1, max_size=10

@@ -1,68 +1,123 @@
-"""Event-time order across the partitions one worker reads (pure; no I/O).
+"""Event-time alignment across the partitions one worker reads (pure; no I/O).
 
-A person's events reach it through several partitions (an anonymous device's key, the
-known customer's key). Kafka orders each partition, never partitions among themselves,
-and a consumer may drain one partition far ahead of another: then a person's later
-events are applied before its earlier ones. Touchstream stays exact either way (late
-events are put at their place and re-credit what they change; docs/architecture.md,
-"Late events"). What the batch consumer does about the order:
+A person's events reach it through several raw partitions (an anonymous device's key,
+the known customer's key). Kafka orders each partition, never partitions among
+themselves, and a consumer may drain one partition far ahead of another: then a
+person's later events are applied before its earlier ones. Touchstream stays exact
+either way (late events are put at their place and re-credit what they change), but
+each late arrival costs a re-derivation and a revision downstream. So, as Kafka Streams
+does within a task (it processes the buffered record with the smallest timestamp and
+pauses partitions whose buffer is full) and Flink's watermark alignment does across
+splits, the batch consumer holds fetched records back:
 
-- the records of one fetch are handed on merged by timestamp, each partition's kept in
-  offset order (Kafka Streams, within a task, takes the buffered record with the
-  smallest timestamp first);
-- each partition's *position* — the timestamp of the last record fetched from it — is
-  tracked, and the spread between the partitions that still have records to fetch is
-  reported (`touchstream_partition_skew_ms`), so that operators see how far apart they run.
+- each partition's *head* is the event time of its first record not yet handed on, or,
+  when it holds none but has records left on the broker, of the last record fetched
+  from it (what comes next is about as late); a partition with nothing held and nothing
+  left does not count;
+- the *frontier* is the lowest head; a partition hands on its records, in offset order,
+  while their event time is at most the frontier + `bound_ms`;
+- a partition holding `cap` records is left out of the next fetches until it hands some
+  on (memory stays bounded; the broker keeps the rest).
 
-It does not pause a partition that runs ahead (as Flink's watermark alignment does):
-both ways of doing that inside Faust's fetch loop that were tried — holding fetched
-records back, and leaving partitions out of a fetch — made the Kafka client reset
-offsets and lose records under load, so neither is shipped.
-
-Timestamps are the Kafka record timestamps (producers that set them to the event time
-order by event time; send-time timestamps order by publication).
+Records without an event time (values that fail validation) never wait. Event times
+are clamped to the wall clock, so that an event stamped in the future (a producer's
+clock) does not hold its partition back until that time comes. Across workers nothing
+waits: each worker aligns the partitions it owns (the low watermark that journeys
+expire by is global, `stream.core.control`).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
-
-
-class Timestamped(Protocol):
-    @property
-    def timestamp(self) -> float: ...  # seconds
-
+from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
-R = TypeVar("R", bound=Timestamped)
+R = TypeVar("R")
 
 
 @dataclass
-class Positions(Generic[K]):
-    """The position of each partition of one topic: its last fetched timestamp (s)."""
+class Aligner(Generic[K, R]):
+    """Fetched records of one topic, held per partition until the others catch up."""
 
-    positions: dict[K, float] = field(default_factory=dict)
+    time_of: Callable[[R], int | None]  # a record's event time (ms), None when it has none
+    bound_ms: int
+    cap: int
+    held: dict[K, deque[R]] = field(default_factory=dict)
+    positions: dict[K, int] = field(default_factory=dict)  # event time of the last record fetched
 
-    def fetched(self, partition: K, records: Sequence[Timestamped]) -> None:
-        if records:
-            self.positions[partition] = records[-1].timestamp
+    def add(self, partition: K, records: Sequence[R]) -> None:
+        """Records fetched from `partition`, in offset order."""
+        if not records:
+            return
+        self.held.setdefault(partition, deque()).extend(records)
+        for record in reversed(records):
+            ts = self.time_of(record)
+            if ts is not None:
+                self.positions[partition] = ts
+                break
 
-    def skew_ms(self, behind: Iterable[K]) -> float:
-        """The spread of the positions of the partitions with records left, in ms."""
-        positions = [self.positions[p] for p in behind if p in self.positions]
-        return (max(positions) - min(positions)) * 1000 if len(positions) > 1 else 0.0
+    def release(self, behind: Collection[K], now_ms: int) -> dict[K, list[R]]:
+        """What may be handed on, per partition in offset order; `behind`: the partitions with
+        records left on the broker. Handing records on moves the frontier: repeated until
+        nothing more may go."""
+        out: dict[K, list[R]] = {}
+        while True:
+            frontier = self.frontier(behind, now_ms)
+            limit = None if frontier is None else frontier + self.bound_ms
+            moved = False
+            for partition, queue in list(self.held.items()):
+                while queue and (limit is None or self._time(queue[0], now_ms, limit) <= limit):
+                    out.setdefault(partition, []).append(queue.popleft())
+                    moved = True
+                if not queue:
+                    del self.held[partition]
+            if not moved:
+                return out
+
+    def frontier(self, behind: Iterable[K], now_ms: int) -> int | None:
+        heads = self._heads(behind, now_ms)
+        return min(heads.values(), default=None)
+
+    def skew_ms(self, behind: Iterable[K], now_ms: int) -> int:
+        """How far apart in event time the partitions with records to come run."""
+        heads = self._heads(behind, now_ms).values()
+        return max(heads) - min(heads) if heads else 0
+
+    def saturated(self) -> set[K]:
+        """Partitions to leave out of the next fetch: they hold `cap` records or more."""
+        return {p for p, queue in self.held.items() if len(queue) >= self.cap}
 
     def forget(self) -> None:
-        """A rebalance: positions start again."""
+        """A rebalance: what is held is fetched again from the committed offsets."""
+        self.held.clear()
         self.positions.clear()
 
+    def _heads(self, behind: Iterable[K], now_ms: int) -> dict[K, int]:
+        heads = {p: min(ts, now_ms) for p in behind if (ts := self.positions.get(p)) is not None}
+        for partition, queue in self.held.items():
+            ts = self._first_time(queue)
+            if ts is not None:
+                heads[partition] = min(ts, now_ms)
+        return heads
 
-def merged(runs: Iterable[Sequence[R]]) -> list[R]:
-    """Records of several partitions merged by timestamp, each partition's kept in order."""
+    def _first_time(self, queue: deque[R]) -> int | None:
+        for record in queue:
+            ts = self.time_of(record)
+            if ts is not None:
+                return ts
+        return None
+
+    def _time(self, record: R, now_ms: int, limit: int) -> int:
+        ts = self.time_of(record)
+        return limit if ts is None else min(ts, now_ms)
+
+
+def merged(runs: Iterable[Sequence[R]], key: Callable[[R], float]) -> list[R]:
+    """Records of several partitions merged by `key`, each partition's kept in order."""
     runs = [run for run in runs if run]
     if len(runs) == 1:
         return list(runs[0])
-    return list(heapq.merge(*runs, key=lambda r: r.timestamp))
+    return list(heapq.merge(*runs, key=key))

@@ -16,15 +16,22 @@ batches cost less per event, and nothing waits in the queue). The handlers of di
 topics run concurrently; one topic's batches run in fetch order, so each partition is
 processed in offset order.
 
+Per topic, a *subscription* may decode each value as it is fetched (the raw topic's
+decoder validates it into an `Event`, whose event time is then known) and align the
+topic's partitions by event time (`alignment.py`): records a partition fetched ahead of
+the others are held back, unacked, until the others catch up.
+
 Rebalancing keeps Faust's contract: a batch counts as unacked from the moment it is queued
 (so `wait_empty` at revocation waits for it), and queued batches of an older consumer
 generation, or queued while the flow is suspended, are dropped without acking — they are
-fetched again from the committed offsets.
+fetched again from the committed offsets; so are held records (a rebalance seeks every
+assigned partition to its committed offset).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,11 +42,21 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode.utils.futures import notify
 
-from stream.adapters.kafka.alignment import Positions, merged
+from stream.adapters.kafka.alignment import Aligner, merged
 from stream.core.records import RawRecord
 
 BatchHandler = Callable[[list[RawRecord]], Awaitable[None]]
+Decoder = Callable[[bytes | None], tuple[Any, int | None]]  # value -> (decoded, event time ms)
 QUEUED_BATCHES = 2  # per topic: the fetch loop runs at most this far ahead of a handler
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """How a topic's records reach its handler: decoded or not, aligned by event time or not."""
+
+    handler: BatchHandler
+    decode: Decoder | None = None
+    align: bool = False  # needs `decode` (event times)
 
 
 class InFlight:
@@ -60,23 +77,48 @@ class Batch:
     in_flight: InFlight = field(default_factory=InFlight)
 
 
+def _event_time(record: RawRecord) -> int | None:
+    return record.event_ms
+
+
+def _merge_order(record: RawRecord) -> float:
+    """Event time where the topic's decoder knows it, else the Kafka timestamp (ms)."""
+    return record.event_ms if record.event_ms is not None else record.timestamp * 1000
+
+
+def _raw_record(record: Any, decode: Decoder | None) -> RawRecord:
+    decoded, event_ms = decode(record.value) if decode else (None, None)
+    return RawRecord(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        record.timestamp / 1000,
+        decoded,
+        event_ms,
+    )
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer with batch delivery to `app.batch_handlers` (topic → handler)."""
+    """Faust's aiokafka consumer with batch delivery to `app.subscriptions` (topic → subscription)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._positions: dict[str, Positions[TP]] = {}
-        self._paced_generation: int | None = None
+        self._aligners: dict[str, Aligner[TP, RawRecord]] = {}
+        self._aligned_generation: int | None = None
 
     async def _drain_messages(self, fetcher: Any) -> None:  # Faust's fetch loop, replaced
-        handlers: Mapping[str, BatchHandler] = self.app.batch_handlers  # type: ignore[attr-defined]
-        queues = {topic: asyncio.Queue[Batch](QUEUED_BATCHES) for topic in handlers}
-        delivering = {t: asyncio.create_task(self._deliver(handlers[t], q)) for t, q in queues.items()}
+        subscriptions: Mapping[str, Subscription] = self.app.subscriptions  # type: ignore[attr-defined]
+        queues = {topic: asyncio.Queue[Batch](QUEUED_BATCHES) for topic in subscriptions}
+        delivering = {
+            t: asyncio.create_task(self._deliver(subscriptions[t].handler, q)) for t, q in queues.items()
+        }
         tasks = list(delivering.values())
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                records, active = await self._wait_next_records(1.0)
+                records, active = await self._fetch(1.0)
                 self.diag.unset_flag(CONSUMER_FETCHING)
                 await asyncio.sleep(0)  # getmany may return at once, again and again
                 for task in tasks:
@@ -85,12 +127,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if self.should_stop:
                     continue
                 if not self.flow_active:
-                    if records:
+                    if records or self._holding():
+                        self._forget()
                         await self.perform_seek()  # what Faust's getmany does: refetch later
                     continue
-                batches = await self._split(records or {}, active)
-                self._pace(batches)
-                for topic, batch in batches.items():
+                runs = await self._split(records or {}, active, subscriptions)
+                for topic, batch in self._batches(runs, subscriptions).items():
                     await self._enqueue(queues[topic], batch, delivering[topic])
         except self.consumer_stopped_errors:
             if not self.transport.app.should_stop:
@@ -102,25 +144,59 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 while not queue.empty():
                     self._drop(queue.get_nowait())
 
-    def _pace(self, batches: dict[str, Batch]) -> None:
-        """Event-time order (alignment.py): each topic's batch merged by timestamp across its
-        partitions, each partition's position noted and their spread reported."""
+    async def _fetch(self, timeout: float) -> tuple[Mapping[TP, list[Any]], set[TP]]:
+        """Faust's `_wait_next_records`, leaving out the partitions that hold enough records."""
+        if not self.flow_active:
+            await self.wait(self.can_resume_flow)  # type: ignore[arg-type]
+        saturated = {tp for aligner in self._aligners.values() for tp in aligner.saturated()}
+        active = self._get_active_partitions() - saturated
+        if not active:  # (an empty set would fetch every partition)
+            await self.sleep(0.05 if saturated else 1.0)
+            return {}, active
+        return await self._getmany(active_partitions=active, timeout=timeout), active
+
+    def _batches(
+        self, runs: dict[TP, list[RawRecord]], subscriptions: Mapping[str, Subscription]
+    ) -> dict[str, Batch]:
+        """The records to hand on now, one batch per topic: everything fetched, or for an aligned
+        topic what its aligner releases; each batch merged by event time across partitions."""
         generation = self.app.consumer_generation_id
-        if self._paced_generation != generation:
-            for positions in self._positions.values():
-                positions.forget()
-            self._paced_generation = generation
-        for topic in self.app.batch_handlers:  # type: ignore[attr-defined]
-            positions = self._positions.setdefault(topic, Positions())
-            batch = batches.get(topic)
-            if batch is not None:
-                runs, at = [], 0  # `_split` appends each partition's records in one run
-                for tp, offsets in batch.offsets.items():
-                    runs.append(batch.records[at : at + len(offsets)])
-                    positions.fetched(tp, runs[-1])
-                    at += len(offsets)
-                batch.records = merged(runs)
-            self.app.observe_skew(topic, positions.skew_ms(self._behind(topic)))  # type: ignore[attr-defined]
+        if self._aligned_generation != generation:
+            self._forget()  # a rebalance: what was held is fetched again from the committed offsets
+            self._aligned_generation = generation
+        now_ms = int(time.time() * 1000)
+        released: dict[TP, list[RawRecord]] = {}
+        for tp, records in runs.items():
+            if subscriptions[tp.topic].align:
+                self._aligner(tp.topic).add(tp, records)
+            else:
+                released[tp] = records
+        for topic, aligner in self._aligners.items():
+            behind = self._behind(topic)
+            self.app.observe_alignment(topic, aligner.skew_ms(behind, now_ms), len(aligner.held))  # type: ignore[attr-defined]
+            released.update(aligner.release(behind, now_ms))
+        batches: dict[str, Batch] = {}
+        for tp, records in released.items():
+            batch = batches.setdefault(tp.topic, Batch([], generation))
+            batch.offsets[tp] = [r.offset for r in records]
+            batch.records.extend(records)
+        for batch in batches.values():
+            if len(batch.offsets) > 1:
+                batch.records = merged([released[tp] for tp in batch.offsets], _merge_order)
+        return batches
+
+    def _aligner(self, topic: str) -> Aligner[TP, RawRecord]:
+        if topic not in self._aligners:
+            bound_ms, cap = self.app.alignment  # type: ignore[attr-defined]
+            self._aligners[topic] = Aligner(_event_time, bound_ms, cap)
+        return self._aligners[topic]
+
+    def _holding(self) -> bool:
+        return any(aligner.held for aligner in self._aligners.values())
+
+    def _forget(self) -> None:
+        for aligner in self._aligners.values():
+            aligner.forget()
 
     def _behind(self, topic: str) -> list[TP]:
         """The owned partitions of `topic` with records left to fetch."""
@@ -145,10 +221,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._drop(batch)
             handler.result()
 
-    async def _split(self, records: Mapping[TP, list[Any]], active: set[TP] | None) -> dict[str, Batch]:
-        """The fetched records of each topic, as one batch, skipping what was already read."""
-        generation = self.app.consumer_generation_id
-        batches: dict[str, Batch] = {}
+    async def _split(
+        self,
+        records: Mapping[TP, list[Any]],
+        active: set[TP] | None,
+        subscriptions: Mapping[str, Subscription],
+    ) -> dict[TP, list[RawRecord]]:
+        """The fetched records of each partition, decoded, skipping what was already read."""
+        runs: dict[TP, list[RawRecord]] = {}
         for tp, recs in records.items():
             if active is not None and tp not in active and tp not in self._buffered_partitions:
                 continue
@@ -160,12 +240,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await self._add_gap(tp, read + 1, fresh[0].offset)  # Faust's own bookkeeping
             self._read_offset[tp] = fresh[-1].offset
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-            batch = batches.setdefault(tp.topic, Batch([], generation))
-            batch.offsets[tp] = [r.offset for r in fresh]
-            batch.records.extend(
-                RawRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000) for r in fresh
-            )
-        return batches
+            decode = subscriptions[tp.topic].decode
+            runs[tp] = [_raw_record(r, decode) for r in fresh]
+        return runs
 
     async def _deliver(self, handler: BatchHandler, queue: asyncio.Queue[Batch]) -> None:
         while True:
@@ -214,26 +291,36 @@ class BatchTransport(faust_aiokafka.Transport):
 
 
 class BatchApp(faust.App):
-    """A Faust app whose consumer delivers batches to `batch_handlers` instead of to agents."""
+    """A Faust app whose consumer delivers batches to `subscriptions` instead of to agents.
 
-    batch_handlers: dict[str, BatchHandler]
+    `alignment`: (bound in ms, records held per partition at most) for aligned topics;
+    `observe_alignment(topic, skew_ms, partitions_holding)` is called after every fetch."""
+
+    subscriptions: dict[str, Subscription]
 
     def __init__(
         self,
         *args: Any,
-        observe_skew: Callable[[str, float], None] | None = None,
+        alignment: tuple[int, int] = (60_000, 5000),
+        observe_alignment: Callable[[str, int, int], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.batch_handlers = {}
-        self.observe_skew = observe_skew or (lambda topic, skew_ms: None)
+        self.subscriptions = {}
+        self.alignment = alignment
+        self.observe_alignment = observe_alignment or (lambda topic, skew_ms, holding: None)
 
-    def batch_handler(self, topic: faust.TopicT) -> Callable[[BatchHandler], BatchHandler]:
-        """Decorator: deliver `topic`'s records to the function in fetched batches."""
+    def batch_handler(
+        self, topic: faust.TopicT, decode: Decoder | None = None, align: bool = False
+    ) -> Callable[[BatchHandler], BatchHandler]:
+        """Decorator: deliver `topic`'s records to the function in fetched batches, each value
+        decoded by `decode` as fetched; `align`: hold partitions back to event-time order."""
+        if align and decode is None:
+            raise ValueError("aligning a topic needs a decoder that gives event times")
 
         def register(handler: BatchHandler) -> BatchHandler:
             for name in topic.topics:
-                self.batch_handlers[name] = handler
+                self.subscriptions[name] = Subscription(handler, decode, align)
             self.topics.add(topic)  # the conductor subscribes the consumer to it
             return handler
 

@@ -7,7 +7,7 @@ summed by readers. Path counts are applied with the partition's offset fence
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,6 @@ class PartitionBatch:
     """What one batch adds to a partition's aggregates."""
 
     last_offset: int
-    max_ts: int  # highest event ts (interactions/conversions) of the batch; 0 when none
     increments: list[PathIncrement]
 
 
@@ -46,13 +45,14 @@ class PartitionStore(RoundTrips):
         super().__init__(redis, ttls, timeout_s)
         self.max_paths = max_paths
         self._paths = redis.register_script(script("paths"))
+        self._watermark = redis.register_script(script("watermark"))
         self._snapshot = redis.register_script(script("snapshot"))
 
     async def add_aggregates(
         self, batches: Mapping[int, PartitionBatch], persons: Mapping[str, tuple[int, StepResult]]
     ) -> None:
         """One round trip after the person writes: per partition the path increments (fenced
-        by offset) and the event-time watermark; per accepted person (`persons`: person ->
+        by offset); per accepted person (`persons`: person ->
         (partition, result)) the sweeper's indexes and the conversion index. Index writes are
         idempotent, so persons whose events were all replays refresh theirs too."""
         if not batches and not persons:
@@ -63,19 +63,30 @@ class PartitionStore(RoundTrips):
             for stored in result.conversions:  # where revenue for a conversion goes
                 pipe.set(conversion_index_key(stored.conversion_id), pid, px=self.ttls.conversion_ms)
         for partition, batch in batches.items():
-            args: list[int | str] = [batch.last_offset, self.max_paths, self.ttls.paths_ms, batch.max_ts]
+            args: list[int | str] = [batch.last_offset, self.max_paths, self.ttls.paths_ms]
             for inc in batch.increments:
                 args += [inc.offset, inc.path, inc.conversions, inc.value_micros, inc.nulls]
-            keys = [partition_key(partition, name) for name in ("paths", "paths-fence", "watermark")]
+            keys = [partition_key(partition, name) for name in ("paths", "paths-fence")]
             await self._paths(keys=keys, args=args, client=pipe)
         await self.run(pipe)
 
-    async def watermarks(self, partitions: Sequence[int]) -> dict[int, int]:
-        """Each partition's event-time watermark (max event ts applied), where there is one."""
+    async def advance_watermarks(self, max_ts: Mapping[int, int], now_ms: int) -> None:
+        """Raw partition -> the highest event ts a batch ingested from it (watermark.lua)."""
+        if not max_ts:
+            return
         pipe = self.pipeline()
-        for partition in partitions:
-            pipe.get(partition_key(partition, "watermark"))
-        return {p: int(w) for p, w in zip(partitions, await self.run(pipe), strict=True) if w is not None}
+        for partition, ts in max_ts.items():
+            keys = [partition_key(partition, "raw-watermark")]
+            await self._watermark(keys=keys, args=[ts, now_ms, self.ttls.paths_ms], client=pipe)
+        await self.run(pipe)
+
+    async def watermarks(self, partitions: int) -> dict[int, tuple[int, int]]:
+        """Raw partition -> (its watermark, the wall clock of its latest events), where there is one."""
+        pipe = self.pipeline()
+        for partition in range(partitions):
+            pipe.hmget(partition_key(partition, "raw-watermark"), "ts", "at")
+        replies = await self.run(pipe)
+        return {p: (int(ts), int(at)) for p, (ts, at) in enumerate(replies) if None not in (ts, at)}
 
     async def path_stats(self, partitions: int) -> dict[tuple[str, ...], PathCount]:
         """Every partition's path counts, summed (integer sums: exact and order-free)."""
@@ -113,14 +124,16 @@ class PartitionStore(RoundTrips):
 
 def _queue_indexes(pipe: Any, persons: Mapping[str, tuple[int, StepResult]]) -> None:
     """Keep the sweeper's indexes (open sessions and live journeys of each partition):
-    at most one ZADD and one ZREM per index and partition."""
+    at most one ZADD and one ZREM per index and partition. A tombstone (an anonymous person
+    merged into a customer) leaves both: nothing of it is left to close or expire."""
     adds: dict[str, dict[str, int]] = {}
     removes: dict[str, list[str]] = {}
     for pid, (partition, result) in persons.items():
         journey = result.state.journey
+        live = journey.merged_into is None
         for name, score in (
-            ("open", journey.session_open and journey.session_last_ts),
-            ("active", journey.last_ts),
+            ("open", live and journey.session_open and journey.session_last_ts),
+            ("active", live and journey.last_ts),
         ):
             index = partition_key(partition, name)
             if score:

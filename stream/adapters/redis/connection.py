@@ -40,8 +40,13 @@ class RoundTrips:
         self.timeout_s = timeout_s
 
     async def run(self, pipe: Any) -> list[Any]:
-        """Execute a pipeline within the deadline."""
-        return await self.call(pipe.execute())
+        """Execute a pipeline within the deadline. The pipeline gives its connection back to
+        the pool whatever happens: redis-py keeps it when loading the pipeline's scripts
+        fails (Redis away), and would complain of an unclosed pipeline later."""
+        try:
+            return await self.call(pipe.execute())
+        finally:
+            await pipe.reset()
 
     async def call(self, command: Awaitable[T]) -> T:
         async with asyncio.timeout(self.timeout_s):

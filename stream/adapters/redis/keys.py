@@ -12,7 +12,8 @@
     ts:{agg:P}:active        zset    persons of partition P with a journey, by last event ts (expiry)
     ts:{agg:P}:paths         hash    path counts the data-driven models learn from (paths.lua)
     ts:{agg:P}:paths-fence   string  last offset of partition P whose path counts are applied
-    ts:{agg:P}:watermark     string  max event ts applied on partition P (the sweeper expires by it)
+    ts:{agg:P}:raw-watermark hash    raw partition P: ts = highest event ts ingested, at = when (wall
+                                     clock) it last had events; the sweeper expires by the lowest
     ts:{models}:id / :current        the current data-driven model snapshot
 
 Every key of a person shares the hash tag `{p:<id>}` and every aggregate of a partition

@@ -1,14 +1,13 @@
 -- Add path-count increments of one partition exactly once (fenced by offset).
 -- KEYS[1] path counts hash   KEYS[2] the partition's path fence (last applied offset)
--- KEYS[3] the partition's event-time watermark (max event ts applied; drives expiry)
 -- ARGV[1] highest offset of this batch on the partition   ARGV[2] max distinct paths
--- ARGV[3] TTL (ms)   ARGV[4] highest event ts of the batch on the partition (0: none)
--- ARGV[5..] groups of 5 in offset order: offset, path, conversions, value_micros, nulls
+-- ARGV[3] TTL (ms)
+-- ARGV[4..] groups of 5 in offset order: offset, path, conversions, value_micros, nulls
 -- Hash fields: c|<path>, v|<path>, n|<path> (integers) and '#' = distinct paths. Once '#' reaches
 -- the cap, a new path is counted under '(other)'.
 local fence = tonumber(redis.call('GET', KEYS[2]) or '-1')
 local cap = tonumber(ARGV[2])
-for i = 5, #ARGV, 5 do
+for i = 4, #ARGV, 5 do
   if tonumber(ARGV[i]) > fence then
     local path = ARGV[i + 1]
     if redis.call('HEXISTS', KEYS[1], 'n|' .. path) == 0 then
@@ -27,10 +26,7 @@ end
 if tonumber(ARGV[1]) > fence then
   redis.call('SET', KEYS[2], ARGV[1])
 end
-if tonumber(ARGV[4]) > tonumber(redis.call('GET', KEYS[3]) or '0') then
-  redis.call('SET', KEYS[3], ARGV[4])
-end
-for k = 1, 3 do
+for k = 1, 2 do
   redis.call('PEXPIRE', KEYS[k], ARGV[3])
 end
 return 1
