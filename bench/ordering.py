@@ -4,8 +4,9 @@
 
 The multi-device scenario (anonymous first, logged in later; one person's events on two
 partitions), with Kafka record timestamps set to the event times, drained by one worker
-three times, each on its own topics and a flushed Redis: `backlog`, everything published
-before the worker starts (partitions drained at the client's pace); `lagging`, the
+four times, each on its own topics and a flushed Redis: `backlog`, everything published
+before the worker starts (the raw partitions aligned by event time); `backlog-unaligned`,
+the same with the alignment off (each partition drained at the client's pace); `lagging`, the
 customers' events first and the anonymous devices' only once those are processed (a
 lagging producer: every anonymous event arrives late); `small-window`, the same with
 `TOUCHSTREAM_REDERIVE_MS` set to `--window` (late interactions older than that become
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import re
 import tempfile
 import time
@@ -42,6 +44,9 @@ from stream.devtools.runner import WorkerProcess, metric
 from stream.devtools.services import local_services
 from stream.offline.replay import EventReplay
 from stream.settings import Settings, parse_field
+
+UNALIGNED = 10 * 365 * DAY_MS  # an alignment bound no skew reaches: alignment off
+RUNS = ("backlog", "backlog-unaligned", "lagging", "small-window")
 
 
 def scrape(settings: Settings) -> str:
@@ -83,7 +88,7 @@ def latest(values: list[bytes]) -> dict[str, dict]:
 def run(
     base: Settings,
     name: str,
-    rederive_ms: int | None,
+    overrides: dict[str, int],
     phases: list[list],
     workdir: Path,
     expected: dict[str, dict],
@@ -95,7 +100,7 @@ def run(
         base,
         app_id=f"{base.app_id}-{name}",
         topic_prefix=f"{base.topic_prefix}{name}.",
-        rederive_ms=rederive_ms or base.rederive_ms,
+        **overrides,
     )
     Redis.from_url(settings.redis_url).flushdb()
     asyncio.run(ensure_topics(settings))
@@ -141,6 +146,7 @@ def run(
         "re-derive window": f"{settings.rederive_ms / DAY_MS:g} d"
         if settings.rederive_ms >= DAY_MS
         else f"{settings.rederive_ms / 1000:g} s",
+        "alignment": "off" if settings.align_ms >= UNALIGNED else f"{settings.align_ms / 1000:g} s",
         "lost to the DLQ": len(dead),
         "never attributed": len(set(expected) - set(got)),
         "applied late": f"{late:.0f} of {total:.0f} ({late / max(total, 1):.1%})",
@@ -164,7 +170,9 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--window", default="1h", help="the re-derive window of the small-window run")
     parser.add_argument("--workdir", type=Path, help="keep the services' data and the worker logs here")
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"which runs, of {','.join(RUNS)}")
     args = parser.parse_args()
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # fresh topics: "not leader, retrying"
     start = int(time.time() * 1000) - 60 * DAY_MS
     events = devices.publication_order(devices.persons(args.persons, seed=11, start_ms=start), seed=12)
     replay = EventReplay(Settings().config(), Settings().limits(), int(time.time() * 1000), args.partitions)
@@ -189,10 +197,16 @@ def main() -> None:
         known, anonymous = devices.by_device(events)
         lagging = [[event_time_record(e) for e in known], [event_time_record(e) for e in anonymous]]
         small = parse_field("rederive_ms", args.window)
+        plans = {
+            "backlog": ({}, [records]),
+            "backlog-unaligned": ({"align_ms": UNALIGNED}, [records]),
+            "lagging": ({}, lagging),
+            "small-window": ({"rederive_ms": small}, lagging),
+        }
         rows = [
-            run(base, "backlog", None, [records], Path(tmp), expected),
-            run(base, "lagging", None, lagging, Path(tmp), expected),
-            run(base, "small-window", small, lagging, Path(tmp), expected),
+            run(base, name, *plans[name], Path(tmp), expected)
+            for name in args.runs.split(",")
+            if name in plans
         ]
     print(
         f"{len(events)} events of {args.persons} persons over {args.partitions} partitions, "

@@ -214,3 +214,22 @@ def _without_versions(state: dict[bytes, Any]) -> dict[bytes, Any]:
             val = (person.journey, person.fence.recent)
         kept[k] = val
     return kept
+
+
+def test_records_stamped_with_their_event_time_are_kept_and_carry_their_source_time(
+    make_settings, start_worker
+) -> None:
+    """A producer may stamp a record with its event time (a backfill of months ago). Time
+    retention goes by the record timestamp, so the topics a worker reads keep the broker's
+    append time instead; the person-keyed copy names its raw record's time in `source_ms`."""
+    settings = make_settings(partitions=2)
+    start_worker(settings)
+    old = T0 - 200 * DAY  # older than any retention
+    stamped = [(b"eve", orjson.dumps(touch("eve", 1, T0, "email")), old)]
+    publish(settings, settings.topic(RAW), stamped)
+    wait_drained(settings)
+
+    [raw] = read_all(settings, settings.topic(RAW))
+    [copy] = read_all(settings, persons_topic(settings))
+    assert raw.timestamp_type == 1 and raw.timestamp > old + 100 * DAY  # LogAppendTime
+    assert copy.timestamp_type == 1 and dict(copy.headers)["source_ms"] == b"%d" % raw.timestamp

@@ -59,6 +59,17 @@ def test_a_partition_with_nothing_left_holds_nobody_back() -> None:
     assert offsets(a.release(behind={"a"}, now_ms=NOW)) == {"a": [0]}  # b is drained
 
 
+def test_a_partition_not_fetched_yet_holds_the_others_back_for_a_while() -> None:
+    """b has records on the broker but none fetched yet: its head is unknown, so a waits
+    (else the first partition fetched would run through its whole backlog alone) — for
+    `wait_ms` at most."""
+    a = aligner()
+    a.add("a", recs("a", 1000, 9000))
+    assert a.release(behind={"a", "b"}, now_ms=NOW) == {}
+    assert a.release(behind={"a", "b"}, now_ms=NOW + a.wait_ms) == {}
+    assert offsets(a.release(behind={"a", "b"}, now_ms=NOW + a.wait_ms + 1)) == {"a": [0, 1]}
+
+
 def test_records_without_an_event_time_never_wait() -> None:
     a = aligner()
     a.add("a", recs("a", None, None, 9000, None))

@@ -13,7 +13,9 @@ splits, the batch consumer holds fetched records back:
 - each partition's *head* is the event time of its first record not yet handed on, or,
   when it holds none but has records left on the broker, of the last record fetched
   from it (what comes next is about as late); a partition with nothing held and nothing
-  left does not count;
+  left does not count; one with records left but none fetched yet (its head unknown) holds
+  every other back for up to `wait_ms` of wall clock (Kafka Streams' `max.task.idle.ms`):
+  otherwise the first partition fetched would run ahead of all the others;
 - the *frontier* is the lowest head; a partition hands on its records, in offset order,
   while their event time is at most the frontier + `bound_ms`;
 - a partition holding `cap` records is left out of the next fetches until it hands some
@@ -36,6 +38,7 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
+UNKNOWN = -(2**62)  # the head of a partition that has records to come but none fetched yet
 
 
 @dataclass
@@ -45,8 +48,10 @@ class Aligner(Generic[K, R]):
     time_of: Callable[[R], int | None]  # a record's event time (ms), None when it has none
     bound_ms: int
     cap: int
+    wait_ms: int = 2000
     held: dict[K, deque[R]] = field(default_factory=dict)
     positions: dict[K, int] = field(default_factory=dict)  # event time of the last record fetched
+    unknown_since: dict[K, int] = field(default_factory=dict)  # wall clock: behind, nothing fetched yet
 
     def add(self, partition: K, records: Sequence[R]) -> None:
         """Records fetched from `partition`, in offset order."""
@@ -78,11 +83,14 @@ class Aligner(Generic[K, R]):
                 return out
 
     def frontier(self, behind: Iterable[K], now_ms: int) -> int | None:
+        """The lowest head; `-inf` stands for a partition whose head is not known yet."""
         heads = self._heads(behind, now_ms)
+        if self._waiting_for_first(behind, now_ms):
+            return UNKNOWN
         return min(heads.values(), default=None)
 
     def skew_ms(self, behind: Iterable[K], now_ms: int) -> int:
-        """How far apart in event time the partitions with records to come run."""
+        """How far apart in event time the partitions with records to come (and known heads) run."""
         heads = self._heads(behind, now_ms).values()
         return max(heads) - min(heads) if heads else 0
 
@@ -94,6 +102,17 @@ class Aligner(Generic[K, R]):
         """A rebalance: what is held is fetched again from the committed offsets."""
         self.held.clear()
         self.positions.clear()
+        self.unknown_since.clear()
+
+    def _waiting_for_first(self, behind: Iterable[K], now_ms: int) -> bool:
+        """Whether a partition with records to come, none fetched yet, still holds the others back."""
+        waiting = False
+        for partition in behind:
+            if partition in self.positions or partition in self.held:
+                continue
+            since = self.unknown_since.setdefault(partition, now_ms)
+            waiting = waiting or now_ms - since <= self.wait_ms
+        return waiting
 
     def _heads(self, behind: Iterable[K], now_ms: int) -> dict[K, int]:
         heads = {p: min(ts, now_ms) for p in behind if (ts := self.positions.get(p)) is not None}

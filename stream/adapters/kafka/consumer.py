@@ -43,6 +43,7 @@ from faust.types import TP
 from mode.utils.futures import notify
 
 from stream.adapters.kafka.alignment import Aligner, merged
+from stream.adapters.kafka.emitter import SOURCE_MS
 from stream.core.records import RawRecord
 
 BatchHandler = Callable[[list[RawRecord]], Awaitable[None]]
@@ -87,14 +88,20 @@ def _merge_order(record: RawRecord) -> float:
 
 
 def _raw_record(record: Any, decode: Decoder | None) -> RawRecord:
+    """A fetched record; its timestamp is the `source_ms` header where the emitter set one
+    (a copy on the person-keyed topic: when the raw record it copies was produced)."""
     decoded, event_ms = decode(record.value) if decode else (None, None)
+    timestamp = record.timestamp
+    for name, value in record.headers or ():
+        if name == SOURCE_MS:
+            timestamp = int(value)
     return RawRecord(
         record.topic,
         record.partition,
         record.offset,
         record.key,
         record.value,
-        record.timestamp / 1000,
+        timestamp / 1000,
         decoded,
         event_ms,
     )

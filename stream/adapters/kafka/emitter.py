@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from stream.core.output import Message
 from stream.core.partitioning import key_hash
 
+SOURCE_MS = "source_ms"  # header: when the record a message derives from was produced (epoch ms)
 KEY_CACHE = 200_000  # keys whose murmur2 hash is remembered (a person's events repeat it)
 
 
@@ -43,12 +44,13 @@ class Emitter:
         self.worker_id = worker_id.encode()
         self._hashes: dict[bytes, int] = {}
 
-    async def emit(self, messages: Sequence[Message], timestamp: float | None = None) -> None:
-        """Produce `messages` (Kafka timestamp `timestamp` in seconds, or now)."""
-        await self.emit_stamped([(m, timestamp) for m in messages])
+    async def emit(self, messages: Sequence[Message]) -> None:
+        """Produce `messages`."""
+        await self.emit_stamped([(m, None) for m in messages])
 
     async def emit_stamped(self, stamped: Sequence[tuple[Message, float | None]]) -> None:
-        """Produce each message with its own Kafka timestamp (seconds, None = now)."""
+        """Produce each message, with the time its source record was produced (seconds, or
+        None) in the header `source_ms` (not as the record timestamp: retention goes by that)."""
         if not stamped:
             return
         producer = self._producer()
@@ -64,8 +66,8 @@ class Emitter:
             builder = builders.get((topic, partition))
             if builder is None:
                 builder = builders[topic, partition] = producer.create_batch()
-            ts_ms = None if timestamp is None else int(timestamp * 1000)
-            record = {"timestamp": ts_ms, "key": message.key, "value": message.value, "headers": headers}
+            own = headers if timestamp is None else [*headers, (SOURCE_MS, b"%d" % int(timestamp * 1000))]
+            record = {"timestamp": None, "key": message.key, "value": message.value, "headers": own}
             if builder.append(**record) is None:  # full: send it, start the next one
                 futures.append(await producer.send_batch(builder, topic, partition=partition))
                 builder = builders[topic, partition] = producer.create_batch()
