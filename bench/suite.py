@@ -1,6 +1,7 @@
 """The benchmark: one workload, one broker, one redis-server, every contender side by side.
 
     python -m bench.suite [--customers 20000] [--json bench-results.json]     (make bench)
+    python -m bench.suite --only touchstream --workers 1     (one contender; see --help)
 
 The simulator's events (~10 per customer: interactions, conversions, a few identifies) are
 published once to a raw topic of 4 partitions; then, one after the other on that same topic:
@@ -48,6 +49,7 @@ PARTITIONS = 8
 SETTLE_S = 5.0  # after the workers are up: the group finishes rebalancing
 WARMUP_S = 2.0  # latency: conversions sent this early are not counted
 END_MS = 1_790_000_000_000
+CONTENDERS = ("ceiling", "floor", "naive", "touchstream", "latency")
 
 
 def workload(customers: int, seed: int = 5) -> list[tuple[bytes | None, bytes]]:
@@ -310,6 +312,14 @@ def main() -> None:
         help="also measure latency at these fixed rates (events/s, comma separated)",
     )
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
+    parser.add_argument(
+        "--only",
+        default=",".join(CONTENDERS),
+        help=f"measure only these, comma separated, of {','.join(CONTENDERS)}",
+    )
+    parser.add_argument(
+        "--max-rate", type=float, help="latency without the touchstream run: its maximum rate (events/s)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="touchstream-bench-") as tmp:  # Kafka data: gigabytes
         workdir = Path(tmp)
@@ -331,68 +341,76 @@ def main() -> None:
                 f"workload: {total} events, {args.customers} customers, {PARTITIONS} partitions", flush=True
             )
             results: dict[str, Any] = {"events": total, "customers": args.customers, "cores": os.cpu_count()}
-            (shared,) = fresh(base, "cmp")
-            asyncio.run(ensure_topics(shared))
-            topic = shared.topic(RAW)
-            asyncio.run(produce(bootstrap, topic, records))
-            results["ceiling"] = asyncio.run(ceiling(bootstrap, topic, total))
-            results["floor"] = run_app("floor", bootstrap, redis_url, topic, total, workdir)
-            results["naive"] = run_app("naive", bootstrap, redis_url, topic, total, workdir)
-            print(
-                f"ceiling {results['ceiling']:,.0f}/s  floor {results['floor']:,.0f}/s  "
-                f"naive {results['naive']:,.0f}/s",
-                flush=True,
-            )
-            scale = []
-            for n in (int(w) for w in args.workers.split(",")):
-                scale.append(run_touchstream(base, n, records, workdir, redis, memory=n == 1))
-                print(f"touchstream x{n}: {scale[-1]['events_per_s']:,.0f}/s", flush=True)
-            results["scale_out"] = scale
-            results["touchstream"] = scale[0]["events_per_s"]
-            top = results["touchstream"]
-            results["latency"] = {
-                label: run_latency(base, records, rate, args.latency_seconds, workdir, redis)
-                for label, rate in (
-                    ("max", top),
-                    ("half", top / 2),
-                    *((f"{r}/s", float(r)) for r in args.latency_rates.split(",") if r),
-                )
-            }
+            only = set(args.only.split(","))
+            if only & {"ceiling", "floor", "naive"}:
+                (shared,) = fresh(base, "cmp")
+                asyncio.run(ensure_topics(shared))
+                topic = shared.topic(RAW)
+                asyncio.run(produce(bootstrap, topic, records))
+            if "ceiling" in only:
+                results["ceiling"] = asyncio.run(ceiling(bootstrap, topic, total))
+                print(f"ceiling {results['ceiling']:,.0f}/s", flush=True)
+            for kind in ("floor", "naive"):
+                if kind in only:
+                    results[kind] = run_app(kind, bootstrap, redis_url, topic, total, workdir)
+                    print(f"{kind} {results[kind]:,.0f}/s", flush=True)
+            if "touchstream" in only:
+                scale = []
+                for n in (int(w) for w in args.workers.split(",")):
+                    scale.append(run_touchstream(base, n, records, workdir, redis, memory=n == 1))
+                    print(f"touchstream x{n}: {scale[-1]['events_per_s']:,.0f}/s", flush=True)
+                results["scale_out"] = scale
+                results["touchstream"] = scale[0]["events_per_s"]
+            if "latency" in only:
+                top = results.get("touchstream") or args.max_rate
+                if not top:
+                    parser.error("latency without touchstream needs --max-rate")
+                results["latency"] = {
+                    label: run_latency(base, records, rate, args.latency_seconds, workdir, redis)
+                    for label, rate in (
+                        ("max", top),
+                        ("half", top / 2),
+                        *((f"{r}/s", float(r)) for r in args.latency_rates.split(",") if r),
+                    )
+                }
         report(results)
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
 
 def report(r: dict[str, Any]) -> None:
-    ts = r["touchstream"]
+    ts = r.get("touchstream")
     print(f"\n{'contender':<34}{'events/s':>10}")
     for name in ("ceiling", "floor", "naive"):
-        print(f"{name:<34}{r[name]:>10,.0f}")
-    for run in r["scale_out"]:
+        if name in r:
+            print(f"{name:<34}{r[name]:>10,.0f}")
+    for run in r.get("scale_out", []):
         n = run["workers"]
+        per_event_us = run["worker_cpu_s_per_100k"] * 10
         print(
             f"{f'touchstream, {n} worker(s)':<34}{run['events_per_s']:>10,.0f}"
             f"   per worker {run['events_per_s'] / n:,.0f}"
             f"   per core {run['events_per_s'] / min(n, r['cores']):,.0f}"
-            f"   cpu s/100k: worker {run['worker_cpu_s_per_100k']:.1f},"
-            f" redis {run['redis_cpu_s_per_100k']:.1f}"
+            f"   cpu us/event: worker {per_event_us:.0f},"
+            f" redis {run['redis_cpu_s_per_100k'] * 10:.0f}"
         )
-    print(
-        "touchstream / " + "   ".join(f"{name} {ts / r[name]:.3f}" for name in ("ceiling", "floor", "naive"))
-    )
-    for label, lat in r["latency"].items():
+    if ts:
+        others = [name for name in ("ceiling", "floor", "naive") if name in r]
+        print("touchstream / " + "   ".join(f"{name} {ts / r[name]:.3f}" for name in others))
+    for label, lat in r.get("latency", {}).items():
         print(
             f"latency at {label} rate ({lat['rate']:,.0f}/s): p50 {lat['p50_ms']:.0f} ms, "
             f"p99 {lat['p99_ms']:.0f} ms ({lat['conversions']} conversions, {lat['missing']} missing)"
         )
-    mem = r["scale_out"][0]["memory"]
-    ten = mem["by_touches"].get(10)
-    print(
-        f"redis per person: {mem['bytes_per_person']:,.0f} B all keys; "
-        f"state of a 10-touch journey {ten:,.0f} B"
-        if ten
-        else "(no 10-touch journey)"
-    )
-    print("redis bytes by kind: " + ", ".join(f"{k} {v:,}" for k, v in mem["bytes_by_kind"].items()))
+    if "scale_out" in r:
+        mem = r["scale_out"][0]["memory"]
+        ten = mem["by_touches"].get(10)
+        print(
+            f"redis per person: {mem['bytes_per_person']:,.0f} B all keys; "
+            f"state of a 10-touch journey {ten:,.0f} B"
+            if ten
+            else "(no 10-touch journey)"
+        )
+        print("redis bytes by kind: " + ", ".join(f"{k} {v:,}" for k, v in mem["bytes_by_kind"].items()))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,119 @@
+"""Where a worker spends its CPU: py-spy sampling one `touchstream worker` draining the workload.
+
+    python -m bench.profile [--customers 5000] [--top 25] [--out profile.txt]
+
+The benchmark's workload (`bench.suite.workload`) is published to fresh topics while one
+worker drains it; py-spy samples the worker (non-blocking, 250 Hz, busy samples only) from
+start to caught up. Prints the functions with the most samples on the CPU: *self* (the
+function itself was running) and *total* (it was on the stack), as shares of all samples,
+and writes the collapsed stacks to `--out` (for flame graph tools).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from redis import Redis
+
+from bench.suite import PARTITIONS, drained_rate, fresh, start_workers, workload
+from stream.adapters.kafka.clients import produce
+from stream.adapters.kafka.topics import persons_topic
+from stream.core.topics import RAW
+from stream.devtools.services import local_services
+from stream.settings import Settings
+
+
+def _frame(frame: str) -> str:
+    """`function (path/to/file.py:12)` as `function (file.py)`."""
+    match = re.fullmatch(r"(.*) \((.+?)(?::\d+)?\)", frame)
+    return f"{match[1]} ({Path(match[2]).name})" if match else frame
+
+
+def tally(collapsed: str) -> tuple[int, Counter[str], Counter[str]]:
+    """Samples in all, per function on top of the stack, per function anywhere on it."""
+    total, own, anywhere = 0, Counter[str](), Counter[str]()
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = [_frame(f) for f in stack.split(";")]
+        total += n
+        own[frames[-1]] += n
+        for frame in set(frames):
+            anywhere[frame] += n
+    return total, own, anywhere
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--out", type=Path, default=Path("profile.txt"))
+    args = parser.parse_args()
+    records = workload(args.customers)
+    with tempfile.TemporaryDirectory(prefix="touchstream-profile-") as tmp:
+        workdir = Path(tmp)
+        with local_services(workdir) as (bootstrap, redis_url):
+            base = Settings.from_env(
+                {},
+                kafka_bootstrap_servers=bootstrap,
+                redis_url=redis_url,
+                partitions=PARTITIONS,
+                web_port=16190,
+                commit_interval_ms=200,
+                model_refresh_ms=3_600_000,
+            )
+            settings = fresh(base, "prof")
+            (worker,) = start_workers(settings, workdir, Redis.from_url(redis_url))
+            assert worker.proc is not None
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(worker.proc.pid),
+                    "--rate",
+                    "250",
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(args.out),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                s = settings[0]
+                topics = [s.topic(RAW), persons_topic(s)]
+
+                async def drive() -> float:
+                    producing = asyncio.create_task(produce(bootstrap, topics[0], records))
+                    rate = await drained_rate(bootstrap, s.app_id, topics, len(records), 1800, 2)
+                    await producing
+                    return rate
+
+                rate = asyncio.run(drive())
+            finally:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+                worker.stop()
+    total, own, anywhere = tally(args.out.read_text())
+    print(f"{len(records)} events at {rate:,.0f}/s; {total} samples on the CPU ({args.out})")
+    for title, ranking in (("by self", own), ("by total", anywhere)):
+        print(f"\n{title}:\n{'self':>6} {'total':>6}  function (file)")
+        for name, _n in ranking.most_common(args.top):
+            print(f"{own[name] / total:>6.1%} {anywhere[name] / total:>6.1%}  {name}")
+
+
+if __name__ == "__main__":
+    main()
