@@ -12,7 +12,6 @@ and writes the collapsed stacks to `--out` (for flame graph tools).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import signal
 import subprocess
@@ -23,12 +22,8 @@ from pathlib import Path
 
 from redis import Redis
 
-from bench.suite import PARTITIONS, drained_rate, fresh, start_workers, workload
-from stream.adapters.kafka.clients import produce
-from stream.adapters.kafka.topics import persons_topic
-from stream.core.topics import RAW
+from bench.suite import base_settings, fresh, publish_and_drain, start_workers, workload
 from stream.devtools.services import local_services
-from stream.settings import Settings
 
 
 def _frame(frame: str) -> str:
@@ -63,16 +58,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="touchstream-profile-") as tmp:
         workdir = Path(tmp)
         with local_services(workdir) as (bootstrap, redis_url):
-            base = Settings.from_env(
-                {},
-                kafka_bootstrap_servers=bootstrap,
-                redis_url=redis_url,
-                partitions=PARTITIONS,
-                web_port=16190,
-                commit_interval_ms=200,
-                model_refresh_ms=3_600_000,
-            )
-            settings = fresh(base, "prof")
+            settings = fresh(base_settings(bootstrap, redis_url, web_port=16190), "prof")
             (worker,) = start_workers(settings, workdir, Redis.from_url(redis_url))
             assert worker.proc is not None
             spy = subprocess.Popen(
@@ -93,16 +79,7 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
             try:
-                s = settings[0]
-                topics = [s.topic(RAW), persons_topic(s)]
-
-                async def drive() -> float:
-                    producing = asyncio.create_task(produce(bootstrap, topics[0], records))
-                    rate = await drained_rate(bootstrap, s.app_id, topics, len(records), 1800, 2)
-                    await producing
-                    return rate
-
-                rate = asyncio.run(drive())
+                rate = publish_and_drain(settings[0], records)
             finally:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)

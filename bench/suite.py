@@ -169,6 +169,36 @@ def fresh(base: Settings, name: str, workers: int = 1) -> list[Settings]:
     ]
 
 
+def base_settings(bootstrap: str, redis_url: str, web_port: int) -> Settings:
+    """Worker settings for the benchmark's services: commits every 0.2 s (the rate is read
+    from them), no model refresh during a run."""
+    return Settings.from_env(
+        {},
+        kafka_bootstrap_servers=bootstrap,
+        redis_url=redis_url,
+        partitions=PARTITIONS,
+        web_port=web_port,
+        commit_interval_ms=200,
+        model_refresh_ms=3_600_000,
+        log_level="info",
+    )
+
+
+def publish_and_drain(settings: Settings, records: list[Record]) -> float:
+    """Publish `records` to the app's raw topic while its workers drain them: events/s over
+    both hops, from the group's commits."""
+    bootstrap = settings.kafka_bootstrap_servers
+    topics = [settings.topic(RAW), persons_topic(settings)]
+
+    async def drive() -> float:
+        producing = asyncio.create_task(produce(bootstrap, topics[0], records))
+        rate = await drained_rate(bootstrap, settings.app_id, topics, len(records), 1800, 2)
+        await producing
+        return rate
+
+    return asyncio.run(drive())
+
+
 def start_workers(settings: list[Settings], workdir: Path, redis: Redis) -> list[WorkerProcess]:
     """Flush Redis, create the topics, start the workers and let the group settle."""
     redis.flushall()
@@ -201,18 +231,7 @@ def run_touchstream(
     try:
         pids = [w.proc.pid for w in procs if w.proc is not None]
         cpu0, redis0 = sum(cpu_seconds(p) for p in pids), redis_cpu_seconds(redis)
-        first = settings[0]
-        topics = [first.topic(RAW), persons_topic(first)]
-
-        async def drive() -> float:
-            producing = asyncio.create_task(produce(first.kafka_bootstrap_servers, topics[0], records))
-            rate = await drained_rate(
-                first.kafka_bootstrap_servers, first.app_id, topics, len(records), 1800, 2
-            )
-            await producing
-            return rate
-
-        rate = asyncio.run(drive())
+        rate = publish_and_drain(settings[0], records)
         per_100k = 100_000 / len(records)
         result: dict[str, Any] = {
             "workers": workers,
@@ -331,16 +350,7 @@ def main() -> None:
         workdir = Path(tmp)
         with local_services(workdir) as (bootstrap, redis_url):
             redis = Redis.from_url(redis_url)
-            base = Settings.from_env(
-                {},
-                kafka_bootstrap_servers=bootstrap,
-                redis_url=redis_url,
-                partitions=PARTITIONS,
-                web_port=16090,
-                commit_interval_ms=200,
-                model_refresh_ms=3_600_000,
-                log_level="info",
-            )
+            base = base_settings(bootstrap, redis_url, web_port=16090)
             records = workload(args.customers)
             total = len(records)
             print(
