@@ -83,11 +83,10 @@ class Aligner(Generic[K, R]):
                 return out
 
     def frontier(self, behind: Iterable[K], now_ms: int) -> int | None:
-        """The lowest head; `-inf` stands for a partition whose head is not known yet."""
-        heads = self._heads(behind, now_ms)
+        """The lowest head; UNKNOWN while a partition whose head is not known yet holds back."""
         if self._waiting_for_first(behind, now_ms):
             return UNKNOWN
-        return min(heads.values(), default=None)
+        return min(self._heads(behind, now_ms).values(), default=None)
 
     def skew_ms(self, behind: Iterable[K], now_ms: int) -> int:
         """How far apart in event time the partitions with records to come (and known heads) run."""

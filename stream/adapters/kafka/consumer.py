@@ -89,11 +89,12 @@ def _merge_order(record: RawRecord) -> float:
 
 def _raw_record(record: Any, decode: Decoder | None) -> RawRecord:
     """A fetched record; its timestamp is the `source_ms` header where the emitter set one
-    (a copy on the person-keyed topic: when the raw record it copies was produced)."""
+    (a copy on the person-keyed topic: when the raw record it copies was produced). A
+    producer's own header of that name that is no number is ignored, never raised on."""
     decoded, event_ms = decode(record.value) if decode else (None, None)
     timestamp = record.timestamp
     for name, value in record.headers or ():
-        if name == SOURCE_MS:
+        if name == SOURCE_MS and isinstance(value, bytes) and value.isdigit():
             timestamp = int(value)
     return RawRecord(
         record.topic,

@@ -51,9 +51,12 @@ async def ensure_topics(settings: Settings, replication_factor: int = 1) -> list
         inputs = {settings.topic(RAW), persons_topic(settings)}
         if missing:
             new = [
-                NewTopic(name, settings.partitions, replication_factor, topic_configs=APPEND_TIME)
-                if name in inputs
-                else NewTopic(name, settings.partitions, replication_factor)
+                NewTopic(
+                    name,
+                    settings.partitions,
+                    replication_factor,
+                    topic_configs=APPEND_TIME if name in inputs else None,
+                )
                 for name in missing
             ]
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
