@@ -32,6 +32,7 @@ from stream.adapters.redis.aggregates import PartitionStore
 from stream.adapters.redis.connection import Ttls, connect
 from stream.adapters.redis.directory import Directory
 from stream.adapters.redis.persons import PersonStore
+from stream.core.codec import decode_event
 from stream.core.config import DAY_MS, Limits
 from stream.core.records import Event, RawRecord
 from stream.core.topics import RAW
@@ -134,7 +135,7 @@ def register_handlers(app: BatchApp, settings: Settings, parts: Parts) -> None:
     async def ingest(batch: list[RawRecord]) -> None:
         await parts.retry.run(partial(parts.ingestor.handle, batch), "ingest", parts.retries)
 
-    @app.batch_handler(persons)
+    @app.batch_handler(persons, decode=persons_decoder, align=True)
     async def journeys(batch: list[RawRecord]) -> None:
         await parts.retry.run(partial(parts.processor.handle, batch), "journeys", parts.retries)
 
@@ -144,6 +145,19 @@ def raw_decoder(limits: Limits, value: bytes | None) -> tuple[Event | Rejection,
     partitions by it)."""
     decoded = validate(value, limits, int(time.time() * 1000))
     return decoded, decoded.ts if isinstance(decoded, Event) else None
+
+
+def persons_decoder(value: bytes | None) -> tuple[Event | None, int | None]:
+    """A person-keyed value decoded as it is fetched, and its event time: the consumer aligns
+    the person-keyed partitions by it too, so that an `expire` (stamped with the low
+    watermark) waits for the identify on another partition that would merge its journey
+    first. A `close_idle` (stamped with the wall clock) never waits. A value that does not
+    decode is left to the handler (which fails on it, as on any corrupt internal record)."""
+    try:
+        event = decode_event(value or b"")
+    except (TypeError, ValueError):
+        return None, None
+    return event, None if event.type == "close_idle" else event.ts
 
 
 def register_timers(app: BatchApp, settings: Settings, parts: Parts) -> None:

@@ -54,7 +54,7 @@ class JourneyProcessor:
         for rec in records:
             assert rec.key is not None and rec.value is not None
             pid = rec.key.decode()
-            event = decode_event(rec.value)
+            event = rec.decoded if rec.decoded is not None else decode_event(rec.value)
             by_person.setdefault(pid, []).append(
                 # every writer of the person-keyed topic writes encode_event(event): the value
                 Positioned(f"{rec.topic}:{rec.partition}", rec.offset, event, rec.value)
