@@ -14,7 +14,7 @@ the journey no longer holds) is rejected as too late.
 
 from __future__ import annotations
 
-import dataclasses
+from msgspec.structs import replace
 
 from stream.core.config import EXPIRY_SLACK_MS, Rules
 from stream.core.journey import (
@@ -90,7 +90,7 @@ def _interaction(journey: Journey, event: Event, rules: Rules) -> tuple[Journey,
     tail, tail_touches = journey.tail, journey.tail_touches
     if same_session:
         assert current is not None
-        extended = dataclasses.replace(current, cost=current.cost + event.cost)
+        extended = replace(current, cost=current.cost + event.cost)
         touches = journey.touches[:-1] + (extended,)
         interactions = journey.session_interactions + 1
         if tail_touches:  # the current session's interactions are kept
@@ -102,7 +102,7 @@ def _interaction(journey: Journey, event: Event, rules: Rules) -> tuple[Journey,
         interactions = 1
         tail, tail_touches = tail + (touch_from(event),), tail_touches + 1
     last_ts = max(journey.last_ts, event.ts)
-    updated = dataclasses.replace(
+    updated = replace(
         journey,
         touches=trim(touches, last_ts, rules),
         session_last_ts=event.ts,
@@ -117,7 +117,7 @@ def _interaction(journey: Journey, event: Event, rules: Rules) -> tuple[Journey,
 
 def _conversion(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, list[Output]]:
     """A conversion, in order or late: credited on the touches at or before it."""
-    journey = dataclasses.replace(
+    journey = replace(
         journey,
         lead_ts=_first(journey.lead_ts, event, "lead"),
         opportunity_ts=_first(journey.opportunity_ts, event, "opportunity"),
@@ -125,7 +125,7 @@ def _conversion(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, 
     inp = attribution_input(journey, event, rules)
     last_ts = max(journey.last_ts, event.ts)
     pending = Pending(kept_conversion(event), 0, credited(inp), tuple(t.channel for t in inp.touches))
-    updated = dataclasses.replace(
+    updated = replace(
         journey,
         touches=trim(journey.touches, last_ts, rules),
         conversions=journey.conversions + 1,
@@ -156,7 +156,7 @@ def close_idle(journey: Journey, now_ms: int, rules: Rules) -> tuple[Journey, Se
     """Close the current session if no interaction came for `session_timeout_ms`."""
     if not journey.session_open or now_ms - journey.session_last_ts <= rules.session_timeout_ms:
         return journey, None
-    return dataclasses.replace(journey, session_open=False), closed_session(journey, "idle")
+    return replace(journey, session_open=False), closed_session(journey, "idle")
 
 
 def _first(known: int | None, event: Event, conversion: str) -> int | None:

@@ -8,26 +8,34 @@ the journeys handler (and from a merged anonymous person to its customer); `enco
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+import msgspec
 import orjson
+from msgspec.structs import replace
 
 from stream.core.journey import TOUCH_FIELDS, Journey, Pending, conversion_event, session_touch, settled
 from stream.core.records import Event, Touchpoint
 
 _JOURNEY_SCALARS = tuple(
-    f.name for f in dataclasses.fields(Journey) if f.name not in ("touches", "tail", "pending", "merged")
+    name for name in Journey.__struct_fields__ if name not in ("touches", "tail", "pending", "merged")
 )
 
 
 def encode_event(event: Event) -> bytes:
     """Compact serialisation for the internal person-keyed topic."""
-    return orjson.dumps({k: v for k in Event.__slots__ if (v := getattr(event, k)) is not None})
+    return orjson.dumps({k: v for k in Event.__struct_fields__ if (v := getattr(event, k)) is not None})
+
+
+_EVENT = msgspec.json.Decoder(Event)
 
 
 def decode_event(data: bytes) -> Event:
-    return Event(**orjson.loads(data))
+    """Straight from JSON to the struct, types checked; ValueError when it is no event."""
+    try:
+        return _EVENT.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not an encoded event: {exc}") from exc
 
 
 # what a non-first interaction of a session may have of its own (the touch key is the session's)
@@ -87,9 +95,7 @@ def _unsession(rows: list[Any]) -> list[Touchpoint]:
     run, ts = [head], head.ts
     for delta, event_id, cost, *own in rows[1:]:
         ts += delta
-        run.append(
-            dataclasses.replace(head, ts=ts, session_id=event_id, cost=cost, **(own[0] if own else {}))
-        )
+        run.append(replace(head, ts=ts, session_id=event_id, cost=cost, **(own[0] if own else {})))
     return run
 
 

@@ -11,19 +11,20 @@ whatever the order they arrived in.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from msgspec import Struct
+from msgspec.structs import replace
+
 from stream.core.config import Rules
 from stream.core.records import AttributionInput, Event, Touchpoint
 
-TOUCH_FIELDS = tuple(f.name for f in dataclasses.fields(Touchpoint))
+TOUCH_FIELDS = Touchpoint.__struct_fields__
 
 
-@dataclass(frozen=True, slots=True)
-class Journey:
+class Journey(Struct, frozen=True):
     """A person's touchpoints in time order; the last one is the current session.
 
     `session_last_ts` / `session_interactions` describe the current session;
@@ -55,8 +56,7 @@ class Journey:
     merged_into: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+class Pending(Struct, frozen=True):
     """An emitted conversion (`conversion_event`: what its attribution needs of it): its
     last revision, a digest of what that revision credited (`credited`), and the path its
     path count is under (`channels`)."""
@@ -185,7 +185,7 @@ def groups(interactions: Sequence[Touchpoint], timeout_ms: int) -> list[list[Tou
 
 def session_touch(group: list[Touchpoint]) -> Touchpoint:
     """A session's touchpoint: its first interaction's fields, the summed cost."""
-    return dataclasses.replace(group[0], cost=sum(t.cost for t in group))
+    return replace(group[0], cost=sum(t.cost for t in group))
 
 
 def sessionise(interactions: Iterable[Event], session_timeout_ms: int) -> list[Touchpoint]:

@@ -14,7 +14,7 @@ are gone) cannot be placed exactly: it becomes a touchpoint of its own (`Approxi
 
 from __future__ import annotations
 
-import dataclasses
+from msgspec.structs import replace
 
 from stream.core.config import Rules
 from stream.core.journey import (
@@ -43,7 +43,7 @@ def insert_late(journey: Journey, event: Event, rules: Rules) -> tuple[Journey, 
         # among sessions whose raw interactions are gone: a touchpoint of its own
         old = settled(journey)
         touches = (*sorted((*old, touch), key=order), *journey.touches[len(old) :])
-        updated = dataclasses.replace(journey, touches=trim(touches, journey.last_ts, rules))
+        updated = replace(journey, touches=trim(touches, journey.last_ts, rules))
         return settle(updated, rules), [Approximated(event)]
     updated = settle(_rederived(journey, (*journey.tail, touch), rules), rules)
     if until and event.ts <= until + rules.session_timeout_ms:
@@ -56,7 +56,7 @@ def _rederived(journey: Journey, raw: tuple[Touchpoint, ...], rules: Rules) -> J
     tail = tuple(sorted(raw, key=order))
     sessions = groups(tail, rules.session_timeout_ms)
     derived = tuple(session_touch(group) for group in sessions)
-    return dataclasses.replace(
+    return replace(
         journey,
         touches=trim((*settled(journey), *derived), journey.last_ts, rules),
         session_last_ts=sessions[-1][-1].ts,
@@ -78,7 +78,7 @@ def merge(target: Journey, source: Journey, source_id: str, rules: Rules) -> tup
     """
     ids = tuple(sorted({*target.merged, *source.merged, source_id}))
     if source_id in target.merged or not (source.touches or source.tail):
-        return dataclasses.replace(target, merged=ids), []
+        return replace(target, merged=ids), []
     until = max(target.settled_until, source.settled_until)
     sessions = groups(_distinct((*target.tail, *source.tail)), rules.session_timeout_ms)
     # a raw session that starts before a settled one ended is settled as well
@@ -88,7 +88,7 @@ def merge(target: Journey, source: Journey, source_id: str, rules: Rules) -> tup
     old = _distinct((*settled(target), *settled(source), *let_go))
     newest = max((target, source), key=lambda j: j.session_last_ts)
     last_ts = max(target.last_ts, source.last_ts)
-    merged = dataclasses.replace(
+    merged = replace(
         target,
         touches=trim((*old, *(session_touch(s) for s in kept)), last_ts, rules),
         tail=tuple(t for s in kept for t in s),
@@ -130,7 +130,7 @@ def recredit(journey: Journey, rules: Rules) -> tuple[Journey, list[Output]]:
             outputs.append(Corrected(p.event, inp, p.revision + 1, p.channels))
             p = Pending(p.event, p.revision + 1, now, tuple(t.channel for t in inp.touches))
         pending.append(p)
-    return dataclasses.replace(journey, pending=tuple(pending)), outputs
+    return replace(journey, pending=tuple(pending)), outputs
 
 
 def settle(journey: Journey, rules: Rules) -> Journey:
@@ -148,7 +148,7 @@ def settle(journey: Journey, rules: Rules) -> Journey:
         start += 1
     let_go, keep = keep[:start], keep[start:]
     oldest = journey.last_ts - rules.longest
-    return dataclasses.replace(
+    return replace(
         journey,
         tail=tuple(t for s in keep for t in s) if let_go or len(keep) != len(sessions) else journey.tail,
         tail_touches=len(keep),

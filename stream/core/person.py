@@ -20,6 +20,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from msgspec.structs import replace
+
 from stream.attribution.snapshot import Snapshot
 from stream.core.apply import apply
 from stream.core.codec import encode_event
@@ -200,7 +202,7 @@ class _Run:
             return []  # itself, or already merged into another customer (first wins)
         self.journey, outputs = merge(self.journey, source.journey, anon, self.config.rules)
         self.recent = {**dict(source.fence.recent), **self.recent}
-        tombstone = dataclasses.replace(source.journey, merged_into=pid)
+        tombstone = replace(source.journey, merged_into=pid)
         self.tombstones[anon] = dataclasses.replace(source, journey=tombstone, others={}, conversions={})
         return self.messages(item, outputs)
 
@@ -316,5 +318,5 @@ def _dead(person_id: str, item: Positioned, reason: str, error: str) -> Message:
 
 def _forward(event: Event, customer: str) -> Message:
     """An event of an anonymous person already merged: re-keyed to the customer."""
-    moved = dataclasses.replace(event, person_id=customer)
+    moved = replace(event, person_id=customer)
     return Message(PERSONS, customer.encode(), encode_event(moved))

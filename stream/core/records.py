@@ -3,12 +3,20 @@
 Everything here is plain data: the pure core (sessionise, journey,
 attribution) takes and returns these, and the Kafka/Redis shells turn them
 into bytes. Timestamps are epoch milliseconds (UTC) everywhere.
+
+The records made per event (`Event`, `Touchpoint`, `RawRecord`; `Journey` and `Pending`
+in `journey.py`) are frozen msgspec `Struct`s: they behave as frozen dataclasses (equality,
+hashing, positional and keyword construction) but are built and copied
+(`msgspec.structs.replace`) several times faster, and an `Event` decodes straight from
+JSON (`stream.core.codec`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
+
+from msgspec import Struct
 
 # "close_idle" and "expire" are internal: the worker's sweeper asks a person's journey to
 # close an idle session (ts = wall clock) or to expire (ts = the partition's event-time
@@ -16,8 +24,7 @@ from typing import Any, Literal
 EventType = Literal["interaction", "conversion", "identify", "revenue", "close_idle", "expire"]
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(Struct, frozen=True):
     """One validated input event (docs/architecture.md), normalised.
 
     `person_id` is the id the event belongs to before identity stitching:
@@ -48,8 +55,7 @@ class Event:
     currency: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Touchpoint:
+class Touchpoint(Struct, frozen=True):
     """One session of a journey: the fields of its first interaction.
 
     `cost` is the summed cost of every interaction of the session.
@@ -65,7 +71,7 @@ class Touchpoint:
     medium_kind: str | None = None
     directness: str | None = None
     stage: str | None = None
-    context: dict[str, Any] | None = field(default=None, compare=True)
+    context: dict[str, Any] | None = None
     cost: float = 0.0
 
 
@@ -85,8 +91,7 @@ class AttributionInput:
     opportunity_ts: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(Struct, frozen=True):
     """What the shells need of a Kafka record. `decoded` is what the topic's decoder made of
     the value as it was fetched (for the raw topic: an `Event` or a rejection), and
     `event_ms` its event time, which the batch consumer aligns partitions by."""

@@ -18,9 +18,10 @@ batch in the stream, dictionaries in the batch mode).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from msgspec.structs import replace
 
 from stream.core.records import Event
 from stream.core.validation import Rejection
@@ -67,11 +68,11 @@ def route(
     if event.type == "identify":
         return event if claimed_as == event.customer_id else Conflict(event, claimed_as or "")
     if event.anonymous_id in identified and not event.customer_id:
-        return dataclasses.replace(event, person_id=identified[event.anonymous_id])
+        return replace(event, person_id=identified[event.anonymous_id])
     if not event.person_id:
         owner = owners.get(event.conversion_id or "")
         if owner:
-            return dataclasses.replace(event, person_id=owner)
+            return replace(event, person_id=owner)
         error = f"revenue for unknown conversion {event.conversion_id!r} (never seen, or past retention)"
         return Rejection("unknown_conversion", error)
     return event

@@ -7,12 +7,12 @@ and `canonical` blanks the revision numbers a journey keeps of its conversions.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 import redis
+from msgspec.structs import replace
 
 from stream.adapters.redis.keys import key
 from stream.core.journey import Journey
@@ -33,9 +33,7 @@ def latest(docs: Iterable[dict[str, Any] | bytes]) -> dict[str, dict[str, Any]]:
 
 
 def canonical(journey: Journey) -> Journey:
-    return dataclasses.replace(
-        journey, pending=tuple(dataclasses.replace(p, revision=0) for p in journey.pending)
-    )
+    return replace(journey, pending=tuple(replace(p, revision=0) for p in journey.pending))
 
 
 def stored_journeys(redis_url: str, person_ids: Iterable[str]) -> dict[str, Journey]:
@@ -65,9 +63,9 @@ def difference(expected: Journey, got: Journey) -> str:
     """What differs between two journeys, field by field, briefly (for a failing test's report)."""
     a, b = canonical(expected), canonical(got)
     return "; ".join(
-        f"{f.name}: expected {_brief(getattr(a, f.name))}, got {_brief(getattr(b, f.name))}"
-        for f in dataclasses.fields(Journey)
-        if getattr(a, f.name) != getattr(b, f.name)
+        f"{name}: expected {_brief(getattr(a, name))}, got {_brief(getattr(b, name))}"
+        for name in Journey.__struct_fields__
+        if getattr(a, name) != getattr(b, name)
     )
 
 

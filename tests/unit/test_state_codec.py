@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,7 +51,7 @@ def test_decode_gives_back_what_was_encoded(events, version):
 
 def test_merged_ids_and_forwarding_survive():
     state = apply([(1, "email", False, None)])
-    journey = dataclasses.replace(state.journey, merged=("a-1", "a-2"), merged_into="c-9")
+    journey = msgspec.structs.replace(state.journey, merged=("a-1", "a-2"), merged_into="c-9")
     state = PersonState(journey, Fence(3, {"persons:2": 41, "persons:5": 7}, state.fence.recent))
     assert decode_state(encode_state(state, 3)) == state
 
