@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import zlib
 
 import msgspec
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from stream.core.config import Config, Rules
 from stream.core.person import Fence, PersonState, Positioned, step
 from stream.core.records import Event
-from stream.core.state_codec import VERSION_DIGITS, decode_state, encode_state
+from stream.core.state_codec import VERSION_DIGITS, VOCABULARY, _unpack, decode_state, encode_state
 from tests.support.events import MIN, T0
 
 CHANNELS = ("email", "paid_search", "display", "in_store")
@@ -58,3 +59,17 @@ def test_merged_ids_and_forwarding_survive():
 
 def test_nothing_stored_is_a_fresh_person():
     assert decode_state(None) == PersonState()
+
+
+def test_a_state_an_earlier_version_wrote_as_zlib_still_decodes():
+    state = apply([(1, "email", False, None), (2 * MIN, "display", True, None)])
+    written = encode_state(state, 7)
+    plain = _unpack(written[VERSION_DIGITS:])
+    packer = zlib.compressobj(6, zdict=VOCABULARY)
+    old = written[:VERSION_DIGITS] + packer.compress(plain) + packer.flush()
+    assert old != written
+    assert (
+        decode_state(old)
+        == decode_state(written)
+        == PersonState(state.journey, dataclasses.replace(state.fence, version=7))
+    )
