@@ -76,6 +76,12 @@ class Positioned:
     event: Event
     encoded: bytes | None = None  # encode_event(event), when the caller has it (the record value)
 
+    @property
+    def position(self) -> str:
+        """`topic:partition@offset`: names the event's outputs in the outbox (a person's
+        events come from two topics: the raw one and the person-keyed one)."""
+        return f"{self.tp}@{self.offset}"
+
 
 @dataclass(frozen=True, slots=True)
 class Attributed:
@@ -91,9 +97,9 @@ class Attributed:
 @dataclass(frozen=True, slots=True)
 class StepResult:
     state: PersonState
-    outbox: dict[int, list[Message]]  # offset -> what that event emitted
+    outbox: dict[str, list[Message]]  # position -> what that event emitted
     conversions: list[Attributed]
-    replayed: list[int]  # offsets applied before: re-emit their outbox entries
+    replayed: list[str]  # positions applied before: re-emit their outbox entries
     duplicates: int
     changed: bool
     # anonymous persons merged into this one: their tombstoned states, written (compare-and-
@@ -117,7 +123,7 @@ def step(
         if run.admit(item):
             messages = run.apply(item)
             if messages:
-                run.outbox[item.offset] = messages
+                run.outbox[item.position] = messages
     return run.result()
 
 
@@ -132,14 +138,14 @@ class _Run:
     journey: Journey = field(init=False)
     offsets: dict[str, int] = field(init=False)
     recent: dict[str, str] = field(init=False)  # id_key -> digest, in insertion order
-    outbox: dict[int, list[Message]] = field(default_factory=dict)
+    outbox: dict[str, list[Message]] = field(default_factory=dict)
     stored: dict[str, Stored] = field(
         default_factory=dict
     )  # conversions attributed, revised or given revenue
     revised: set[str] = field(default_factory=set)  # conversion ids whose attribution this step wrote
     paid: set[str] = field(default_factory=set)  # conversion ids whose revenue this step wrote
     tombstones: dict[str, PersonState] = field(default_factory=dict)
-    replayed: list[int] = field(default_factory=list)
+    replayed: list[str] = field(default_factory=list)
     duplicates: int = 0
     lateness: list[int] = field(default_factory=list)
     approximated: int = 0
@@ -154,7 +160,7 @@ class _Run:
         outputs come from the outbox) or published twice (skipped, or the DLQ when its
         content differs from the first one's)."""
         if item.offset <= self.offsets.get(item.tp, -1):
-            self.replayed.append(item.offset)
+            self.replayed.append(item.position)
             return False
         self.offsets[item.tp] = item.offset
         digest = content_digest(item.event, item.encoded)
@@ -163,7 +169,7 @@ class _Run:
         if known is not None:
             self.duplicates += 1
             if known != digest:
-                self.outbox[item.offset] = [_conflict(self.person_id, item)]
+                self.outbox[item.position] = [_conflict(self.person_id, item)]
             return False
         self.recent[remembered_as] = digest
         return True

@@ -1,10 +1,13 @@
 """The worker: a Faust app built by a factory from one `Settings` (no import-time app).
 
-Batch handlers (fed whole fetched batches by the batch consumer, not by Faust agents):
-    ingest    touchpoints.raw --validate, route--> <app>-touchpoints.persons (keyed by person) | dlq
-    journeys  <app>-touchpoints.persons --load / step / fenced store--> attribution.*, touchpoints.sessions
-    timers    sweep: ask due persons of the owned partitions to close idle sessions / expire journeys
-              models: refresh the data-driven snapshot from the path counts (also GET /models/refresh)
+One batch handler (fed whole fetched batches by the batch consumer, not by Faust agents),
+`stream.runtime.pipeline`, reading partition P of both topics together:
+    touchpoints.raw P --validate, route--> applied here when the person's partition is P,
+                                          else re-keyed to <app>-touchpoints.persons | dlq
+    <app>-touchpoints.persons P + those --load / step / fenced store--> attribution.*, touchpoints.sessions
+Timers: sweep (ask due persons of the owned partitions to close idle sessions / expire
+journeys); models (refresh the data-driven snapshot from the path counts; also GET
+/models/refresh).
 
 Everything transient (Redis or the broker away) is retried by one `RetryPolicy`; anything
 else that fails in a handler crashes the worker, which restarts from the committed offsets.
@@ -21,6 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
@@ -41,6 +45,7 @@ from stream.runtime.ingest import Ingestor
 from stream.runtime.journeys import JourneyProcessor
 from stream.runtime.metrics import MeteredRetries, Metrics
 from stream.runtime.models import ModelKeeper
+from stream.runtime.pipeline import Pipeline
 from stream.runtime.retry import RetryPolicy
 from stream.runtime.sweeper import Sweeper
 from stream.settings import Settings
@@ -95,8 +100,7 @@ class Parts:
     """The worker's pieces, wired once: the stores, the emitter and the handlers' objects."""
 
     metrics: Metrics
-    ingestor: Ingestor
-    processor: JourneyProcessor
+    pipeline: Pipeline
     models: ModelKeeper
     sweeper: Sweeper
     retry: RetryPolicy
@@ -112,10 +116,18 @@ class Parts:
         persons = PersonStore(redis, ttls, cached_states=settings.state_cache)
         aggregates = PartitionStore(redis, ttls, settings.max_paths)
         models = ModelKeeper(aggregates, emitter, settings.partitions, settings.markov_order)
+        raw_topic = settings.topic(RAW)
+        pipeline = Pipeline(
+            Ingestor(settings.limits(), metrics, Directory(redis, ttls)),
+            JourneyProcessor(persons, aggregates, emitter, config, metrics, models, raw_topic),
+            emitter,
+            aggregates,
+            raw_topic,
+            lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == persons_topic(settings)},
+        )
         return cls(
             metrics=metrics,
-            ingestor=Ingestor(emitter, settings.limits(), metrics, Directory(redis, ttls), aggregates),
-            processor=JourneyProcessor(persons, aggregates, emitter, config, metrics, models),
+            pipeline=pipeline,
             models=models,
             sweeper=Sweeper(
                 aggregates, emitter, config.rules, settings.partitions, settings.idle_partition_ms
@@ -126,18 +138,15 @@ class Parts:
 
 
 def register_handlers(app: BatchApp, settings: Settings, parts: Parts) -> None:
-    """Both handlers get whole fetched batches; each batch is retried while Redis or the
-    broker is away (it is idempotent)."""
+    """The handler gets whole fetched batches of both topics, aligned by event time across
+    all their partitions; each batch is retried while Redis or the broker is away (it is
+    idempotent)."""
     raw = app.topic(settings.topic(RAW), key_serializer="raw", value_serializer="raw")
     persons = app.topic(persons_topic(settings), key_serializer="raw", value_serializer="raw")
 
-    @app.batch_handler(raw, decode=partial(raw_decoder, settings.limits()), align=True)
-    async def ingest(batch: list[RawRecord]) -> None:
-        await parts.retry.run(partial(parts.ingestor.handle, batch), "ingest", parts.retries)
-
-    @app.batch_handler(persons, decode=persons_decoder, align=True)
+    @app.batch_handler((raw, partial(raw_decoder, settings.limits())), (persons, persons_decoder), align=True)
     async def journeys(batch: list[RawRecord]) -> None:
-        await parts.retry.run(partial(parts.processor.handle, batch), "journeys", parts.retries)
+        await parts.retry.run(partial(parts.pipeline.handle, batch), "journeys", parts.retries)
 
 
 def raw_decoder(limits: Limits, value: bytes | None) -> tuple[Event | Rejection, int | None]:
@@ -163,6 +172,10 @@ def persons_decoder(value: bytes | None) -> tuple[Event | None, int | None]:
 def register_timers(app: BatchApp, settings: Settings, parts: Parts) -> None:
     """The sweeper, the model refresh (timer and `/models/refresh`) and the snapshot at start."""
     persons = persons_topic(settings)
+
+    @app.on_partitions_assigned.connect
+    async def count_owned(sender: BatchApp, assigned: set[TP], **kwargs: object) -> None:
+        parts.metrics.owned_partitions.set(sum(tp.topic == persons for tp in assigned))
 
     @app.task
     async def load_model_snapshot() -> None:

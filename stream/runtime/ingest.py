@@ -1,19 +1,23 @@
-"""The ingest handler: validate `touchpoints.raw`, route each event to its person, re-key it.
+"""Ingest: validate `touchpoints.raw`, route each event to its person, decide where it is applied.
 
-Valid events go to the person-keyed topic under their canonical person (the routing
-rule, `stream.core.routing`, with its lookups in one Redis round trip per batch);
-invalid ones go to the DLQ with a reason, conflicting identifies to
-`touchpoints.identity_conflicts`.
+Valid events are routed to their canonical person (the routing rule, `stream.core.routing`,
+with its lookups in one Redis round trip per batch). An event whose person's *home*
+partition (the person-keyed partition its key hashes to) this worker owns is applied
+right here, by the same batch: a person's own events always (they were read from the raw
+partition of the same number), an identified device's events when its customer's home is
+here too. Any other is re-keyed to the person-keyed topic, whose home partition the
+person's worker reads. Invalid events go to the DLQ with a reason, conflicting identifies
+to `touchpoints.identity_conflicts`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from stream.adapters.kafka.emitter import Emitter
-from stream.adapters.redis.aggregates import PartitionStore
+import msgspec
+
 from stream.adapters.redis.directory import Directory
 from stream.core.codec import encode_event
 from stream.core.config import Limits
@@ -24,56 +28,71 @@ from stream.core.topics import PERSONS
 from stream.core.validation import Rejection, validate
 from stream.runtime.metrics import Metrics, count_labels
 
+Home = Callable[[str], int | None]  # person id -> its home partition when this worker owns it
+
+
+@dataclass
+class Routed:
+    """What one batch of raw records became: for each record in order, the record to apply
+    here (its `decoded`: the routed event, `key`: its person) or None, and the home
+    partition of each person applied here; the messages to produce (re-keyed events with
+    their raw timestamps, DLQ and conflict records); the highest event ts per raw partition
+    of events with a person id."""
+
+    applied: list[RawRecord | None] = field(default_factory=list)
+    homes: dict[str, int] = field(default_factory=dict)
+    outgoing: list[tuple[Message, float | None]] = field(default_factory=list)
+    watermarks: dict[int, int] = field(default_factory=dict)
+    types: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    conflicts: int = 0
+
 
 @dataclass
 class Ingestor:
-    """Validates `touchpoints.raw` and re-keys valid events by person."""
+    """Validates and routes `touchpoints.raw` records."""
 
-    emitter: Emitter
     limits: Limits
     metrics: Metrics
     directory: Directory
-    aggregates: PartitionStore
 
-    async def handle(self, records: Sequence[RawRecord]) -> None:
+    async def route(self, records: Sequence[RawRecord], home: Home) -> Routed:
         now_ms = int(time.time() * 1000)
-        routed: list[tuple[Message, float | None]] = []  # person-keyed copies, raw timestamps
-        side: list[Message] = []  # DLQ and identity-conflict records
-        types: list[str] = []
-        reasons: list[str] = []
-        watermarks: dict[int, int] = {}  # raw partition -> highest ts of its events with a person id
+        out = Routed()
         for rec, result, valid in await self._route(records, now_ms):
+            applied = None
             if valid is not None and valid.person_id:
-                watermarks[rec.partition] = max(valid.ts, watermarks.get(rec.partition, 0))
+                out.watermarks[rec.partition] = max(valid.ts, out.watermarks.get(rec.partition, 0))
             if isinstance(result, Event):
-                types.append(result.type)
-                routed.append(
-                    (Message(PERSONS, result.person_id.encode(), encode_event(result)), rec.timestamp)
-                )
+                out.types.append(result.type)
+                partition = home(result.person_id)
+                if partition is not None:
+                    out.homes[result.person_id] = partition
+                    key = result.person_id.encode()
+                    # value None: the person-keyed copy's bytes were never made (the fence's
+                    # content digest encodes the event itself, as for any copy)
+                    applied = msgspec.structs.replace(rec, key=key, value=None, decoded=result)
+                else:
+                    message = Message(PERSONS, result.person_id.encode(), encode_event(result))
+                    out.outgoing.append((message, rec.timestamp))
             elif isinstance(result, Conflict):
-                self.metrics.identity_conflicts.inc()
-                side.append(conflict_message(result.event, result.mapped_to))
+                out.conflicts += 1
+                out.outgoing.append((conflict_message(result.event, result.mapped_to), None))
             else:
-                reasons.append(result.reason_code)
-                side.append(
-                    dlq_message(
-                        rec.key,
-                        rec.value,
-                        result.reason_code,
-                        result.error,
-                        rec.topic,
-                        rec.partition,
-                        rec.offset,
-                    )
+                out.reasons.append(result.reason_code)
+                dead = dlq_message(
+                    rec.key, rec.value, result.reason_code, result.error, rec.topic, rec.partition, rec.offset
                 )
-        await self.emitter.emit_stamped(routed + [(m, None) for m in side])
-        # only once the events are on the person-keyed topic: an `expire` the sweeper sends by
-        # this watermark is then queued behind them, never ahead of one (a crash in between
-        # leaves the watermark behind, which only delays expiry)
-        await self.aggregates.advance_watermarks(watermarks, now_ms)
-        count_labels(self.metrics.events_in, types)
-        count_labels(self.metrics.dlq, reasons)
-        self.metrics.batch_size.labels("ingest").observe(len(records))
+                out.outgoing.append((dead, None))
+            out.applied.append(applied)
+        return out
+
+    def observe(self, routed: Routed, records: int) -> None:
+        """Count a batch's events, rejections and conflicts (once it is done)."""
+        self.metrics.identity_conflicts.inc(routed.conflicts)
+        count_labels(self.metrics.events_in, routed.types)
+        count_labels(self.metrics.dlq, routed.reasons)
+        self.metrics.batch_size.labels("ingest").observe(records)
 
     async def _route(
         self, records: Sequence[RawRecord], now_ms: int

@@ -1,9 +1,10 @@
-"""The journeys handler: a batch of person-keyed events in, Redis state and outputs out.
+"""Journeys: a batch of person-keyed events in, Redis state and outputs out.
 
-`JourneyProcessor` applies a batch: one Redis round trip to load every person, the pure
-`step` per person, one pipeline of fenced writes, then the path counts and the outputs
-(produced and awaited) before the batch is acked — at-least-once output, exactly-once
-state (docs/guarantees.md).
+`JourneyProcessor` applies a batch (the person-keyed topic's records and the raw events
+applied where they were read, `stream.runtime.pipeline`): one Redis round trip to load
+every person, the pure `step` per person, one pipeline of fenced writes, then the path
+counts and the outputs (produced and awaited) before the batch is acked — at-least-once
+output, exactly-once state (docs/guarantees.md).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stream.adapters.kafka.emitter import Emitter
@@ -45,26 +46,32 @@ class JourneyProcessor:
     config: Config
     metrics: Metrics
     models: ModelKeeper | None = None
+    raw_topic: str = ""  # its events' path counts have a fence of their own
     _clearing: asyncio.Future | None = field(default=None, init=False, repr=False)
 
-    async def handle(self, records: Sequence[RawRecord]) -> None:
+    async def handle(self, records: Sequence[RawRecord], homes: Mapping[str, int] | None = None) -> None:
+        """Apply `records` (the person's id as key); `homes`: the home partition of each
+        person some of whose records were read from the raw topic (for a person-keyed record,
+        its partition is its person's home)."""
+        homes = homes or {}
         by_person: dict[str, list[Positioned]] = {}
         partitions: dict[str, int] = {}
         controls: list[str] = []
         for rec in records:
-            assert rec.key is not None and rec.value is not None
+            assert rec.key is not None
             pid = rec.key.decode()
-            event = rec.decoded if rec.decoded is not None else decode_event(rec.value)
+            event = rec.decoded if rec.decoded is not None else decode_event(rec.value or b"")
             by_person.setdefault(pid, []).append(
                 # every writer of the person-keyed topic writes encode_event(event): the value
+                # (None for a raw event applied where it was read)
                 Positioned(f"{rec.topic}:{rec.partition}", rec.offset, event, rec.value)
             )
-            partitions[pid] = rec.partition
+            partitions[pid] = homes.get(pid, rec.partition)
             if event.type in CONTROL:
                 controls.append(event.type)
         count_labels(self.metrics.events_in, controls)
         results = await self._apply(by_person, partitions)
-        outputs = {pid: r.outbox for pid, r in results.items()}
+        outputs: dict[str, dict[str, list[Message]]] = {pid: r.outbox for pid, r in results.items()}
         replayed = await self.store.replayed_outputs(
             {pid: r.replayed for pid, r in results.items() if r.replayed}
         )
@@ -74,7 +81,7 @@ class JourneyProcessor:
         # the path counts (fenced by offset) and the outputs are independent: both must be done
         # before the batch is acked, in either order; a retry applies neither twice
         await gather_all(
-            self.aggregates.add_aggregates(_partition_batches(records, partitions, outputs), persons),
+            self.aggregates.add_aggregates(_partition_batches(records, outputs, self.raw_topic), persons),
             self.emitter.emit(
                 [m for o in outputs.values() for ms in o.values() for m in ms if m.topic != PATHS]
             ),
@@ -84,9 +91,9 @@ class JourneyProcessor:
         self._clearing = asyncio.ensure_future(
             self._clear_outbox({pid: list(o) for pid, o in outputs.items() if o}, self._clearing)
         )
-        self._observe(records, partitions, results)
+        self._observe(records, results)
 
-    async def _clear_outbox(self, delivered: dict[str, list[int]], previous: asyncio.Future | None) -> None:
+    async def _clear_outbox(self, delivered: dict[str, list[str]], previous: asyncio.Future | None) -> None:
         if previous is not None:
             await previous  # one at a time
         try:
@@ -128,44 +135,46 @@ class JourneyProcessor:
                 return results
         raise TransientError(f"fenced writes kept being refused for {len(pending)} persons")
 
-    def _observe(
-        self, records: Sequence[RawRecord], partitions: dict[str, int], results: dict[str, StepResult]
-    ) -> None:
+    def _observe(self, records: Sequence[RawRecord], results: dict[str, StepResult]) -> None:
         m = self.metrics
         m.batch_size.labels("journeys").observe(len(records))
         m.replayed.inc(sum(len(r.replayed) for r in results.values()))
         m.duplicates.inc(sum(r.duplicates for r in results.values()))
         m.approximated.inc(sum(r.approximated for r in results.values()))
         observe_all(m.lateness_ms, [late for r in results.values() for late in r.lateness_ms])
-        sent = {(rec.partition, rec.offset): rec.timestamp for rec in records}
+        sent = {f"{rec.topic}:{rec.partition}@{rec.offset}": rec.timestamp for rec in records}
         now = time.time()
         closed: list[str] = []
-        for pid, result in results.items():
-            for offset, msgs in result.outbox.items():
+        for result in results.values():
+            for position, msgs in result.outbox.items():
                 for msg in msgs:
                     if msg.topic == CONVERSIONS:
                         m.attributions_out.inc()
-                        m.latency_ms.observe(max(0.0, now - sent[(partitions[pid], offset)]) * 1000)
+                        m.latency_ms.observe(max(0.0, now - sent[position]) * 1000)
                     elif msg.topic == SESSIONS:
                         closed.append("idle" if b'"closed_by":"idle"' in msg.value else "next_session")
         count_labels(m.sessions_out, closed)
 
 
 def _partition_batches(
-    records: Sequence[RawRecord],
-    partitions: dict[str, int],
-    outputs: dict[str, dict[int, list[Message]]],
-) -> dict[int, PartitionBatch]:
-    """Per partition: the batch's highest offset and its path increments in offset order."""
-    last: dict[int, int] = {}
+    records: Sequence[RawRecord], outputs: dict[str, dict[str, list[Message]]], raw_topic: str
+) -> list[PartitionBatch]:
+    """Per source `topic:partition`: the batch's highest offset and its path increments in
+    offset order, under that source's fence."""
+    sources: dict[str, tuple[int, str]] = {}  # topic:partition -> (partition, fence)
+    last: dict[str, int] = {}
     for rec in records:
-        last[rec.partition] = max(rec.offset, last.get(rec.partition, -1))
-    increments: dict[int, list[PathIncrement]] = {p: [] for p in last}
-    for pid, outbox in outputs.items():
-        for offset, messages in outbox.items():
+        tp = f"{rec.topic}:{rec.partition}"
+        sources[tp] = (rec.partition, "paths-fence:raw" if rec.topic == raw_topic else "paths-fence")
+        last[tp] = max(rec.offset, last.get(tp, -1))
+    increments: dict[str, list[PathIncrement]] = {tp: [] for tp in last}
+    for outbox in outputs.values():
+        for position, messages in outbox.items():
             for msg in messages:
                 if msg.topic == PATHS:
-                    increments[partitions[pid]].append(PathIncrement(offset, *read_path_message(msg.value)))
-    return {
-        p: PartitionBatch(last[p], sorted(incs, key=lambda i: i.offset)) for p, incs in increments.items()
-    }
+                    tp, _, offset = position.rpartition("@")
+                    increments[tp].append(PathIncrement(int(offset), *read_path_message(msg.value)))
+    return [
+        PartitionBatch(*sources[tp], last[tp], sorted(incs, key=lambda i: i.offset))
+        for tp, incs in increments.items()
+    ]

@@ -50,6 +50,7 @@ class Metrics:
     lateness_ms: Histogram
     approximated: Counter
     partition_skew_ms: Gauge
+    owned_partitions: Gauge
     partitions_holding: Gauge
 
     @classmethod
@@ -97,14 +98,18 @@ class Metrics:
             ),
             partition_skew_ms=gauge(
                 "partition_skew_ms",
-                "Event-time spread between the partitions of a topic with records still to hand on "
-                "(the next to hand on of each), milliseconds",
-                ("topic",),
+                "Event-time spread between the partitions a handler reads with records still to hand "
+                "on (the next to hand on of each), milliseconds",
+                ("handler",),
+            ),
+            owned_partitions=gauge(
+                "owned_partitions",
+                "Person-keyed partitions this worker owns (with the raw partitions of the same numbers)",
             ),
             partitions_holding=gauge(
                 "partitions_holding",
-                "Partitions of a topic whose fetched records are held back, waiting for the others",
-                ("topic",),
+                "Partitions a handler reads whose fetched records are held back, waiting for the others",
+                ("handler",),
             ),
             latency_ms=histogram(
                 "latency_ms", "Conversion produced to attribution emitted, milliseconds", LATENCY_BUCKETS_MS

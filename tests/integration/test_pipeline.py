@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -10,13 +11,16 @@ import pytest
 import redis
 
 from stream.adapters.kafka.topics import persons_topic
+from stream.adapters.redis.keys import key as person_key
+from stream.core.partitioning import key_hash
 from stream.core.records import Touchpoint
 from stream.core.state_codec import decode_state
 from stream.core.topics import CONVERSIONS, CREDITS, DLQ, RAW, SESSIONS
 from stream.devtools.runner import metric
 from tests.support.events import DAY, HOUR, MIN, SCRIPT, SCRIPT_CONVERSIONS, T0, convert, touch
 from tests.support.kafka import by_attribution_id, publish, read_all, rewind_group, values
-from tests.support.waiting import wait_drained
+from tests.support.settings import free_port
+from tests.support.waiting import wait_drained, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -221,15 +225,33 @@ def test_records_stamped_with_their_event_time_are_kept_and_carry_their_source_t
 ) -> None:
     """A producer may stamp a record with its event time (a backfill of months ago). Time
     retention goes by the record timestamp, so the topics a worker reads keep the broker's
-    append time instead; the person-keyed copy names its raw record's time in `source_ms`."""
+    append time instead; the person-keyed copy names its raw record's time in `source_ms`.
+
+    Only what must move takes the person-keyed topic. Two workers own a partition each: eve's
+    event keyed by eve is applied where it was read; the one a producer keyed by something
+    on the other worker's partition is re-keyed to eve's."""
     settings = make_settings(partitions=2)
-    start_worker(settings)
+    workers = [
+        start_worker(settings),
+        start_worker(dataclasses.replace(settings, worker_id="second", web_port=free_port())),
+    ]
+    for worker in workers:
+        wait_until(
+            lambda w=worker: metric(w.settings, "touchstream_owned_partitions") == 1, what="a partition each"
+        )
     old = T0 - 200 * DAY  # older than any retention
-    stamped = [(b"eve", orjson.dumps(touch("eve", 1, T0, "email")), old)]
+    elsewhere = next(k for k in (b"k%d" % n for n in range(100)) if key_hash(k) % 2 != key_hash(b"eve") % 2)
+    stamped = [
+        (b"eve", orjson.dumps(touch("eve", 1, T0, "email")), old),
+        (elsewhere, orjson.dumps(touch("eve", 2, T0 + HOUR, "display")), old),
+    ]
     publish(settings, settings.topic(RAW), stamped)
     wait_drained(settings)
 
-    [raw] = read_all(settings, settings.topic(RAW))
+    raw = {r.key: r for r in read_all(settings, settings.topic(RAW))}
     [copy] = read_all(settings, persons_topic(settings))
-    assert raw.timestamp_type == 1 and raw.timestamp > old + 100 * DAY  # LogAppendTime
-    assert copy.timestamp_type == 1 and dict(copy.headers)["source_ms"] == b"%d" % raw.timestamp
+    assert copy.key == b"eve" and orjson.loads(copy.value)["event_id"] == "eve-2"
+    assert all(r.timestamp_type == 1 and r.timestamp > old + 100 * DAY for r in raw.values())  # LogAppendTime
+    assert copy.timestamp_type == 1 and dict(copy.headers)["source_ms"] == b"%d" % raw[elsewhere].timestamp
+    journey = decode_state(redis.Redis.from_url(settings.redis_url).get(person_key("eve", "state"))).journey
+    assert [t.channel for t in journey.touches] == ["email", "display"]

@@ -90,3 +90,54 @@ def test_replay_with_new_batch_boundaries_loses_nothing(services) -> None:
     )[1:]
     assert sum(m.topic == CREDITS for m in emitter.sent) == 1
     assert paths[b"c|email"] == b"1" and paths[b"v|email"] == b"10000000"  # counted exactly once
+
+
+def test_events_read_from_both_topics_are_fenced_apart(services) -> None:
+    """A person's events come from its raw partition (applied where read) and from its
+    person-keyed partition (re-keyed to it), with offsets that repeat across the two: each
+    source has its own fence, outbox positions and path-count fence."""
+    _, url = services
+    redis_sync.Redis.from_url(url).flushdb()
+
+    def raw(offset: int, event: Event) -> RawRecord:  # as the ingest hands it on: no value
+        return RawRecord("raw", 0, offset, event.person_id.encode(), None, 0.0, event)
+
+    email = Event("i1", "interaction", 1000 * HOUR, "P", channel="email")
+    display = Event("i2", "interaction", 1001 * HOUR, "P", channel="display")
+    conversion = Event(
+        "c1", "conversion", 1002 * HOUR, "P", conversion="purchase", conversion_id="o1", value=10.0
+    )
+    later = Event("i3", "interaction", 1003 * HOUR, "P", channel="sms")
+
+    async def run() -> tuple[list[Message], dict, list[bytes | None]]:
+        client = Redis.from_url(url)
+        emitter = FlakyEmitter()
+        ttls = Ttls(10**10, 10**10, 10**10)
+        processor = JourneyProcessor(
+            PersonStore(client, ttls),
+            PartitionStore(client, ttls),
+            emitter,
+            Config(models=("linear",)),
+            Metrics.create(CollectorRegistry()),
+            raw_topic="raw",
+        )
+        await processor.handle([raw(1, email), record(1, display)])  # offset 1 of each: both apply
+        emitter.down = True
+        with pytest.raises(Crash):
+            await processor.handle([raw(2, conversion)])  # stored in Redis, never produced
+        emitter.down = False
+        redelivered = [record(1, display), raw(2, conversion), raw(3, later)]
+        await processor.handle(redelivered)
+        sent = list(emitter.sent)
+        await processor.handle(redelivered)  # once more: all of it applied before
+        paths = await client.hgetall(partition_key(0, "paths"))
+        fences = await client.mget([partition_key(0, "paths-fence"), partition_key(0, "paths-fence:raw")])
+        await client.aclose()
+        return sent, paths, fences
+
+    sent, paths, fences = asyncio.run(run())
+    (conversion,) = [orjson.loads(m.value) for m in sent if m.topic == CONVERSIONS]  # from the outbox
+    assert [t["channel"] for t in conversion["touchpoints"]] == ["email", "display"]
+    assert conversion["models"]["linear"]["shares"] == [0.5, 0.5]
+    assert paths[b"c|email > display"] == b"1"  # counted exactly once
+    assert fences == [b"1", b"3"]

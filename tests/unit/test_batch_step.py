@@ -39,7 +39,7 @@ def test_the_anonymous_persons_events_of_the_batch_are_merged_not_forwarded() ->
     assert [t.channel for t in customer.state.journey.touches] == ["email", "display"]
     assert customer.state.journey.merged == ("a",)
     # the purchase is credited on both anonymous touches at once: no correction needed
-    assert [m.topic for m in customer.outbox[11]].count("attribution.conversions") == 1
+    assert [m.topic for m in customer.outbox["persons:1@11"]].count("attribution.conversions") == 1
     # the anonymous person is written once, as the tombstone of what its events left
     assert anonymous.changed and anonymous.state.journey.merged_into == "c"
     assert anonymous.state.fence.offsets == {"persons:2": 6}

@@ -41,6 +41,11 @@ def at(offset: int, *events: Event, tp: str = TP) -> list[Positioned]:
     return [Positioned(tp, offset + i, e) for i, e in enumerate(events)]
 
 
+def pos(offset: int, tp: str = TP) -> str:
+    """Where an event's outputs are kept in the outbox."""
+    return f"{tp}@{offset}"
+
+
 def run(events: list[Positioned], state: PersonState = FRESH, config: Config = CONFIG) -> StepResult:
     return step("c-7", state, events, config)
 
@@ -53,7 +58,7 @@ def keys(*event_ids: str) -> tuple[str, ...]:
 
 
 def values(result: StepResult) -> list[bytes]:
-    return [m.value for offset in sorted(result.outbox) for m in result.outbox[offset]]
+    return [m.value for position in result.outbox for m in result.outbox[position]]
 
 
 # --- first application --------------------------------------------------------
@@ -64,9 +69,9 @@ def test_first_application_writes_fence_and_outputs():
     assert (result.state.fence.version, result.state.fence.offsets) == (0, {TP: 12})
     assert result.state.fence.recent_keys == keys("e1", "e2", "e3")
     assert (result.replayed, result.duplicates, result.changed) == ([], 0, True)
-    assert sorted(result.outbox) == [11, 12]  # e2 closed e1's session; e3 converted
-    assert [(m.topic, m.key) for m in result.outbox[11]] == [(SESSIONS, b"c-7")]
-    assert [(m.topic, m.key) for m in result.outbox[12]] == [
+    assert sorted(result.outbox) == [pos(11), pos(12)]  # e2 closed e1's session; e3 converted
+    assert [(m.topic, m.key) for m in result.outbox[pos(11)]] == [(SESSIONS, b"c-7")]
+    assert [(m.topic, m.key) for m in result.outbox[pos(12)]] == [
         (CONVERSIONS, b"c-7"),
         (CREDITS, b"email"),
         (CREDITS, b"paid_search"),  # first_touch
@@ -74,7 +79,7 @@ def test_first_application_writes_fence_and_outputs():
         (CREDITS, b"paid_search"),  # linear
         (PATHS, None),  # the converting path email > paid_search, for the data-driven models
     ]
-    assert orjson.loads(result.outbox[12][-1].value) == {
+    assert orjson.loads(result.outbox[pos(12)][-1].value) == {
         "path": ["email", "paid_search"],
         "conversions": 1,
         "value_micros": 100_000_000,
@@ -83,12 +88,12 @@ def test_first_application_writes_fence_and_outputs():
     # the conversion is stored with its attribution value, for late revenue (no revenue yet)
     [stored] = result.conversions
     assert stored.conversion_id == "e3" and stored.attribution_changed and not stored.revenue_changed
-    assert stored.record == Stored(orjson.loads(result.outbox[12][0].value))
-    assert stored.record.attribution_bytes() == result.outbox[12][0].value
+    assert stored.record == Stored(orjson.loads(result.outbox[pos(12)][0].value))
+    assert stored.record.attribution_bytes() == result.outbox[pos(12)][0].value
 
 
 def test_conversion_value_carries_every_model():
-    doc = orjson.loads(run(at(10, *JOURNEY)).outbox[12][0].value)
+    doc = orjson.loads(run(at(10, *JOURNEY)).outbox[pos(12)][0].value)
     assert doc["attribution_id"] == "e3"
     assert doc["models"] == {
         "first_touch": {"shares": [1.0, 0.0], "values": [100.0, 0.0]},
@@ -97,7 +102,7 @@ def test_conversion_value_carries_every_model():
 
 
 def test_credit_rows_are_one_per_model_and_touch():
-    rows = [orjson.loads(m.value) for m in run(at(10, *JOURNEY)).outbox[12] if m.topic == CREDITS]
+    rows = [orjson.loads(m.value) for m in run(at(10, *JOURNEY)).outbox[pos(12)] if m.topic == CREDITS]
     assert [(r["model"], r["touchpoint_index"], r["share"], r["value"]) for r in rows] == [
         ("first_touch", 0, 1.0, 100.0),
         ("first_touch", 1, 0.0, 0.0),
@@ -108,7 +113,7 @@ def test_credit_rows_are_one_per_model_and_touch():
 
 def test_unattributed_conversion_emits_one_row_per_model():
     result = run(at(0, convert("e1", 0, value=40.0)))
-    assert [(m.topic, m.key) for m in result.outbox[0]] == [
+    assert [(m.topic, m.key) for m in result.outbox[pos(0)]] == [
         (CONVERSIONS, b"c-7"),
         (CREDITS, b"(unattributed)"),
         (CREDITS, b"(unattributed)"),
@@ -121,7 +126,7 @@ def test_unattributed_conversion_emits_one_row_per_model():
 def test_replaying_applied_events_changes_nothing():
     first = run(at(10, *JOURNEY))
     again = run(at(10, *JOURNEY), first.state)
-    assert again.replayed == [10, 11, 12]
+    assert again.replayed == [pos(10), pos(11), pos(12)]
     assert (again.outbox, again.conversions, again.duplicates, again.changed) == ({}, [], 0, False)
     assert again.state == first.state
 
@@ -129,9 +134,9 @@ def test_replaying_applied_events_changes_nothing():
 def test_resuming_after_a_partial_write_applies_only_the_rest():
     partial = run(at(10, *JOURNEY[:2]))
     rest = run(at(10, *JOURNEY), partial.state)
-    assert rest.replayed == [10, 11]
-    assert sorted(rest.outbox) == [12]
-    assert values(rest)[0] == run(at(10, *JOURNEY)).outbox[12][0].value
+    assert rest.replayed == [pos(10), pos(11)]
+    assert sorted(rest.outbox) == [pos(12)]
+    assert values(rest)[0] == run(at(10, *JOURNEY)).outbox[pos(12)][0].value
 
 
 def test_same_event_id_at_a_new_offset_is_a_duplicate():
@@ -204,8 +209,8 @@ def test_same_event_id_with_different_content_goes_to_the_dlq():
     (another channel) is a conflict, sent to the DLQ with the offending event."""
     first = run(at(10, *JOURNEY))
     again = run(at(20, click("e2", 1, "paid_search"), click("e2", 1, "sms")), first.state)
-    assert again.duplicates == 2 and sorted(again.outbox) == [21]
-    [dead] = again.outbox[21]
+    assert again.duplicates == 2 and sorted(again.outbox) == [pos(21)]
+    [dead] = again.outbox[pos(21)]
     doc = orjson.loads(dead.value)
     assert (dead.topic, dead.key, doc["offset"]) == (DLQ, b"c-7", 21)
     assert doc["reason_code"] == "duplicate_event_id"
@@ -224,7 +229,7 @@ def test_revenue_is_credited_over_the_stored_conversion_and_adds_up():
     stored = {c.conversion_id: c.record for c in first.conversions}
     state = PersonState(first.state.journey, first.state.fence, stored)
     later = run(at(13, revenue("r1", 500, "e3", 40.0), revenue("r2", 600, "e3", 60.0)), state)
-    docs = [orjson.loads(later.outbox[o][0].value) for o in (13, 14)]
+    docs = [orjson.loads(later.outbox[pos(o)][0].value) for o in (13, 14)]
     assert [d["kind"] for d in docs] == ["revenue", "revenue"]
     assert [d["models"]["linear"]["values"] for d in docs] == [[20.0, 20.0], [30.0, 30.0]]
     assert [d["revenue"]["total_value"] for d in docs] == [40.0, 100.0]
@@ -237,7 +242,7 @@ def test_revenue_is_credited_over_the_stored_conversion_and_adds_up():
 
 def test_revenue_for_an_unknown_conversion_goes_to_the_dlq():
     result = run(at(0, revenue("r1", 0, "nope", 5.0)))
-    [dead] = result.outbox[0]
+    [dead] = result.outbox[pos(0)]
     assert dead.topic == DLQ and orjson.loads(dead.value)["reason_code"] == "unknown_conversion"
     assert result.conversions == []
 
@@ -258,6 +263,6 @@ def test_a_second_conversion_with_the_same_conversion_id_goes_to_the_dlq():
         value=5.0,
     )
     result = run(at(13, again), state)
-    [dead] = result.outbox[13]
+    [dead] = result.outbox[pos(13)]
     assert orjson.loads(dead.value)["reason_code"] == "duplicate_conversion_id"
     assert result.conversions == [] and result.state.journey == first.state.journey

@@ -9,17 +9,18 @@ Touchstream batch costs per event).
 
 `BatchConsumer` keeps everything else of Faust's consumer — group membership, rebalancing,
 flow control, offset tracking, gaps, commits — and replaces only the fetch loop: each
-fetched record map is split by topic into `RawRecord` lists and queued to one task per
-topic, which awaits its handler and then acks every offset of the batch (so Faust commits
-them). A handler that fell behind gets everything queued meanwhile in one call (bigger
-batches cost less per event, and nothing waits in the queue). The handlers of different
-topics run concurrently; one topic's batches run in fetch order, so each partition is
+fetched record map is split into `RawRecord` lists per *subscription* (a handler and the
+topics it reads together) and queued to one task per subscription, which awaits its
+handler and then acks every offset of the batch (so Faust commits them). A handler that
+fell behind gets everything queued meanwhile in one call (bigger batches cost less per
+event, and nothing waits in the queue). Different subscriptions' handlers run
+concurrently; one subscription's batches run in fetch order, so each partition is
 processed in offset order.
 
-Per topic, a *subscription* may decode each value as it is fetched (the raw topic's
-decoder validates it into an `Event`, whose event time is then known) and align the
-topic's partitions by event time (`alignment.py`): records a partition fetched ahead of
-the others are held back, unacked, until the others catch up.
+A subscription may decode each value as it is fetched (the raw topic's decoder validates
+it into an `Event`, whose event time is then known) and align all its partitions, of
+every topic it reads, by event time (`alignment.py`): records a partition fetched ahead
+of the others are held back, unacked, until the others catch up.
 
 Rebalancing keeps Faust's contract: a batch counts as unacked from the moment it is queued
 (so `wait_empty` at revocation waits for it), and queued batches of an older consumer
@@ -48,16 +49,19 @@ from stream.core.records import RawRecord
 
 BatchHandler = Callable[[list[RawRecord]], Awaitable[None]]
 Decoder = Callable[[bytes | None], tuple[Any, int | None]]  # value -> (decoded, event time ms)
-QUEUED_BATCHES = 2  # per topic: the fetch loop runs at most this far ahead of a handler
+QUEUED_BATCHES = 2  # per subscription: the fetch loop runs at most this far ahead of a handler
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Subscription:
-    """How a topic's records reach its handler: decoded or not, aligned by event time or not."""
+    """How the records of one or more topics reach their handler: in one batch (each
+    partition's in offset order, merged by event time across partitions), each topic's
+    values decoded by its decoder or not, the partitions aligned by event time or not."""
 
+    name: str
     handler: BatchHandler
-    decode: Decoder | None = None
-    align: bool = False  # needs `decode` (event times)
+    decoders: Mapping[str, Decoder | None]  # topic -> its decoder
+    align: bool = False  # needs a decoder for every topic (event times)
 
 
 class InFlight:
@@ -113,15 +117,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._aligners: dict[str, Aligner[TP, RawRecord]] = {}
+        self._aligners: dict[Subscription, Aligner[TP, RawRecord]] = {}
         self._aligned_generation: int | None = None
 
     async def _drain_messages(self, fetcher: Any) -> None:  # Faust's fetch loop, replaced
         subscriptions: Mapping[str, Subscription] = self.app.subscriptions  # type: ignore[attr-defined]
-        queues = {topic: asyncio.Queue[Batch](QUEUED_BATCHES) for topic in subscriptions}
-        delivering = {
-            t: asyncio.create_task(self._deliver(subscriptions[t].handler, q)) for t, q in queues.items()
-        }
+        queues = {sub: asyncio.Queue[Batch](QUEUED_BATCHES) for sub in subscriptions.values()}
+        delivering = {sub: asyncio.create_task(self._deliver(sub.handler, q)) for sub, q in queues.items()}
         tasks = list(delivering.values())
         try:
             while not (self._stopped.is_set() or fetcher._stopped.is_set()):
@@ -140,8 +142,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         await self.perform_seek()  # what Faust's getmany does: refetch later
                     continue
                 runs = await self._split(records or {}, active, subscriptions)
-                for topic, batch in self._batches(runs, subscriptions).items():
-                    await self._enqueue(queues[topic], batch, delivering[topic])
+                for sub, batch in self._batches(runs, subscriptions).items():
+                    await self._enqueue(queues[sub], batch, delivering[sub])
         except self.consumer_stopped_errors:
             if not self.transport.app.should_stop:
                 raise
@@ -165,9 +167,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def _batches(
         self, runs: dict[TP, list[RawRecord]], subscriptions: Mapping[str, Subscription]
-    ) -> dict[str, Batch]:
-        """The records to hand on now, one batch per topic: everything fetched, or for an aligned
-        topic what its aligner releases; each batch merged by event time across partitions."""
+    ) -> dict[Subscription, Batch]:
+        """The records to hand on now, one batch per subscription: everything fetched, or for an
+        aligned one what its aligner releases; each batch merged by event time across partitions."""
         generation = self.app.consumer_generation_id
         if self._aligned_generation != generation:
             self._forget()  # a rebalance: what was held is fetched again from the committed offsets
@@ -175,17 +177,18 @@ class BatchConsumer(faust_aiokafka.Consumer):
         now_ms = int(time.time() * 1000)
         released: dict[TP, list[RawRecord]] = {}
         for tp, records in runs.items():
-            if subscriptions[tp.topic].align:
-                self._aligner(tp.topic).add(tp, records)
+            sub = subscriptions[tp.topic]
+            if sub.align:
+                self._aligner(sub).add(tp, records)
             else:
                 released[tp] = records
-        for topic, aligner in self._aligners.items():
-            behind = self._behind(topic)
-            self.app.observe_alignment(topic, aligner.skew_ms(behind, now_ms), len(aligner.held))  # type: ignore[attr-defined]
+        for sub, aligner in self._aligners.items():
+            behind = self._behind(sub)
+            self.app.observe_alignment(sub.name, aligner.skew_ms(behind, now_ms), len(aligner.held))  # type: ignore[attr-defined]
             released.update(aligner.release(behind, now_ms))
-        batches: dict[str, Batch] = {}
+        batches: dict[Subscription, Batch] = {}
         for tp, records in released.items():
-            batch = batches.setdefault(tp.topic, Batch([], generation))
+            batch = batches.setdefault(subscriptions[tp.topic], Batch([], generation))
             batch.offsets[tp] = [r.offset for r in records]
             batch.records.extend(records)
         for batch in batches.values():
@@ -193,11 +196,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 batch.records = merged([released[tp] for tp in batch.offsets], _merge_order)
         return batches
 
-    def _aligner(self, topic: str) -> Aligner[TP, RawRecord]:
-        if topic not in self._aligners:
+    def _aligner(self, sub: Subscription) -> Aligner[TP, RawRecord]:
+        if sub not in self._aligners:
             bound_ms, cap = self.app.alignment  # type: ignore[attr-defined]
-            self._aligners[topic] = Aligner(_event_time, bound_ms, cap)
-        return self._aligners[topic]
+            self._aligners[sub] = Aligner(_event_time, bound_ms, cap)
+        return self._aligners[sub]
 
     def _holding(self) -> bool:
         return any(aligner.held for aligner in self._aligners.values())
@@ -206,11 +209,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for aligner in self._aligners.values():
             aligner.forget()
 
-    def _behind(self, topic: str) -> list[TP]:
-        """The owned partitions of `topic` with records left to fetch."""
+    def _behind(self, sub: Subscription) -> list[TP]:
+        """The owned partitions of the subscription's topics with records left to fetch."""
         behind = []
         for tp in self.assignment():
-            if tp.topic != topic:
+            if tp.topic not in sub.decoders:
                 continue
             end, read = self.highwater(tp), self._read_offset[tp]
             start = read + 1 if read is not None else (self._committed_offset[tp] or 0)
@@ -248,7 +251,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await self._add_gap(tp, read + 1, fresh[0].offset)  # Faust's own bookkeeping
             self._read_offset[tp] = fresh[-1].offset
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-            decode = subscriptions[tp.topic].decode
+            decode = subscriptions[tp.topic].decoders[tp.topic]
             runs[tp] = [_raw_record(r, decode) for r in fresh]
         return runs
 
@@ -301,8 +304,9 @@ class BatchTransport(faust_aiokafka.Transport):
 class BatchApp(faust.App):
     """A Faust app whose consumer delivers batches to `subscriptions` instead of to agents.
 
-    `alignment`: (bound in ms, records held per partition at most) for aligned topics;
-    `observe_alignment(topic, skew_ms, partitions_holding)` is called after every fetch."""
+    `alignment`: (bound in ms, records held per partition at most) for aligned subscriptions;
+    `observe_alignment(subscription name, skew_ms, partitions_holding)` is called after every
+    fetch."""
 
     subscriptions: dict[str, Subscription]
 
@@ -319,17 +323,21 @@ class BatchApp(faust.App):
         self.observe_alignment = observe_alignment or (lambda topic, skew_ms, holding: None)
 
     def batch_handler(
-        self, topic: faust.TopicT, decode: Decoder | None = None, align: bool = False
+        self, *topics: tuple[faust.TopicT, Decoder | None], align: bool = False
     ) -> Callable[[BatchHandler], BatchHandler]:
-        """Decorator: deliver `topic`'s records to the function in fetched batches, each value
-        decoded by `decode` as fetched; `align`: hold partitions back to event-time order."""
-        if align and decode is None:
+        """Decorator: deliver the records of `topics` ((topic, decoder) pairs) to the function
+        together, in fetched batches, each value decoded by its topic's decoder as fetched;
+        `align`: hold partitions back to event-time order, across all of them."""
+        if align and any(decode is None for _topic, decode in topics):
             raise ValueError("aligning a topic needs a decoder that gives event times")
 
         def register(handler: BatchHandler) -> BatchHandler:
-            for name in topic.topics:
-                self.subscriptions[name] = Subscription(handler, decode, align)
-            self.topics.add(topic)  # the conductor subscribes the consumer to it
+            decoders = {name: decode for topic, decode in topics for name in topic.topics}
+            sub = Subscription(handler.__name__, handler, decoders, align)
+            for topic, _decode in topics:
+                for name in topic.topics:
+                    self.subscriptions[name] = sub
+                self.topics.add(topic)  # the conductor subscribes the consumer to it
             return handler
 
         return register

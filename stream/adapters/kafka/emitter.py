@@ -88,6 +88,11 @@ class Emitter:
             hashed = self._hashes[key] = key_hash(key)
         return hashed % count
 
+    async def partition_counts(self, topics: Sequence[str]) -> list[int]:
+        """The partition count of each topic (logical names), from the producer's metadata."""
+        producer = self._producer()
+        return [await self._partition_count(producer, self.topic_name(topic)) for topic in topics]
+
     @staticmethod
     async def _partition_count(producer: BatchProducer, topic: str) -> int:
         await producer.client._wait_on_metadata(topic)

@@ -7,7 +7,7 @@ summed by readers. Path counts are applied with the partition's offset fence
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +32,12 @@ class PathIncrement:
 
 @dataclass(frozen=True, slots=True)
 class PartitionBatch:
-    """What one batch adds to a partition's aggregates."""
+    """What one batch's events of one source partition add to the partition's path counts:
+    `fence` names the offset fence of that source (`paths-fence` for the person-keyed
+    topic, `paths-fence:raw` for raw events applied where they were read)."""
 
+    partition: int
+    fence: str
     last_offset: int
     increments: list[PathIncrement]
 
@@ -49,10 +53,10 @@ class PartitionStore(RoundTrips):
         self._snapshot = redis.register_script(script("snapshot"))
 
     async def add_aggregates(
-        self, batches: Mapping[int, PartitionBatch], persons: Mapping[str, tuple[int, StepResult]]
+        self, batches: Sequence[PartitionBatch], persons: Mapping[str, tuple[int, StepResult]]
     ) -> None:
-        """One round trip after the person writes: per partition the path increments (fenced
-        by offset); per accepted person (`persons`: person ->
+        """One round trip after the person writes: per source partition the path increments
+        (fenced by offset); per accepted person (`persons`: person ->
         (partition, result)) the sweeper's indexes and the conversion index. Index writes are
         idempotent, so persons whose events were all replays refresh theirs too."""
         if not batches and not persons:
@@ -62,11 +66,11 @@ class PartitionStore(RoundTrips):
         for pid, (_partition, result) in persons.items():
             for stored in result.conversions:  # where revenue for a conversion goes
                 pipe.set(conversion_index_key(stored.conversion_id), pid, px=self.ttls.conversion_ms)
-        for partition, batch in batches.items():
+        for batch in batches:
             args: list[int | str] = [batch.last_offset, self.max_paths, self.ttls.paths_ms]
             for inc in batch.increments:
                 args += [inc.offset, inc.path, inc.conversions, inc.value_micros, inc.nulls]
-            keys = [partition_key(partition, name) for name in ("paths", "paths-fence")]
+            keys = [partition_key(batch.partition, name) for name in ("paths", batch.fence)]
             await self._paths(keys=keys, args=args, client=pipe)
         await self.run(pipe)
 

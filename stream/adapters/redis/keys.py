@@ -2,7 +2,8 @@
 
     ts:{p:ID}:state          string  a person's state: write version, then the compressed journey,
                                      offsets and recent event ids (stream.core.state_codec)
-    ts:{p:ID}:out            hash    offset -> that event's outputs, until Kafka acknowledged them
+    ts:{p:ID}:out            hash    topic:partition@offset -> that event's outputs, until Kafka
+                                     acknowledged them
                                      (re-emitted by a replay that finds the state already written)
     ts:{p:ID}:conv:<cid>     string  conversion <cid>: its latest attribution value
     ts:{p:ID}:revenue:<cid>  string  conversion <cid>: the revenue credited to it so far (total, events)
@@ -11,7 +12,8 @@
     ts:{agg:P}:open          zset    persons of partition P with an open session, by last interaction ts
     ts:{agg:P}:active        zset    persons of partition P with a journey, by last event ts (expiry)
     ts:{agg:P}:paths         hash    path counts the data-driven models learn from (paths.lua)
-    ts:{agg:P}:paths-fence   string  last offset of partition P whose path counts are applied
+    ts:{agg:P}:paths-fence   string  last offset of person-keyed partition P whose path counts are applied
+    ts:{agg:P}:paths-fence:raw  string  the same for raw partition P (events applied where read)
     ts:{agg:P}:raw-watermark hash    raw partition P: ts = highest event ts ingested, at = when (wall
                                      clock) it last had events; the sweeper expires by the lowest
     ts:{models}:id / :current        the current data-driven model snapshot

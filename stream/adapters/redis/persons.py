@@ -159,24 +159,24 @@ class PersonStore(RoundTrips):
         return value
 
     async def replayed_outputs(
-        self, wanted: Mapping[str, Sequence[int]]
-    ) -> dict[str, dict[int, list[Message]]]:
-        """Outputs stored for offsets being replayed, per person and offset, in one round trip."""
+        self, wanted: Mapping[str, Sequence[str]]
+    ) -> dict[str, dict[str, list[Message]]]:
+        """Outputs stored for events being replayed, per person and position, in one round trip."""
         pids = list(wanted)
         if not pids:
             return {}
         pipe = self.pipeline()
         for pid in pids:
             pipe.hmget(key(pid, "out"), list(wanted[pid]))
-        found: dict[str, dict[int, list[Message]]] = {}
+        found: dict[str, dict[str, list[Message]]] = {}
         for pid, entries in zip(pids, await self.run(pipe), strict=True):
             found[pid] = {
                 o: decode_outbox_entry(raw) for o, raw in zip(wanted[pid], entries, strict=True) if raw
             }
         return found
 
-    async def clear_outbox(self, delivered: Mapping[str, Sequence[int]]) -> None:
-        """Drop outbox entries whose outputs Kafka has acknowledged (person -> offsets): the
+    async def clear_outbox(self, delivered: Mapping[str, Sequence[str]]) -> None:
+        """Drop outbox entries whose outputs Kafka has acknowledged (person -> positions): the
         outbox only bridges a crash between the state write and the delivery."""
         if not delivered:
             return

@@ -1,0 +1,89 @@
+"""The worker's one batch handler: raw events applied where they are read, one hop for most.
+
+A worker reads partition P of `touchpoints.raw` and partition P of the person-keyed topic
+together (the topics have the same partition count and key hash, so Faust's assignor
+gives both to one worker), fetched into one batch merged by event time. A person's *home*
+is the partition its id hashes to: producers key raw events by person, so a person's own
+events arrive on its home's raw partition. A batch:
+
+1. ingest (`stream.runtime.ingest`): validate and route the raw records (one Redis round
+   trip); an event whose person's home this worker owns is applied by this batch, the
+   rest is re-keyed to the person-keyed topic (produced with the DLQ and conflict records);
+2. journeys (`stream.runtime.journeys`): the applied raw events and the person-keyed
+   records, in the batch's order, stepped and stored exactly once — the person fence
+   keeps an offset per source `topic:partition`, so a replay of either is recognised;
+3. only then the raw watermarks advance (an `expire` stamped with them is then queued
+   behind every event they cover: applied, or on the person-keyed topic).
+
+Steps 1's produce and 2 are independent and run together; both are done before the
+batch is acked, and a retry of the whole batch applies nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+from stream.adapters.kafka.emitter import Emitter
+from stream.adapters.redis.aggregates import PartitionStore
+from stream.core.records import RawRecord
+from stream.core.topics import PERSONS, RAW
+from stream.runtime.ingest import Home, Ingestor
+from stream.runtime.journeys import JourneyProcessor
+from stream.runtime.tasks import gather_all
+
+log = logging.getLogger("touchstream.pipeline")
+
+
+@dataclass
+class Pipeline:
+    """Handles a batch of raw and person-keyed records (see the module docstring)."""
+
+    ingestor: Ingestor
+    processor: JourneyProcessor
+    emitter: Emitter
+    aggregates: PartitionStore
+    raw_topic: str
+    owned: Callable[[], Collection[int]]  # the person-keyed partitions this worker owns now
+    _warned: bool = False
+
+    async def handle(self, records: Sequence[RawRecord]) -> None:
+        raw = [r for r in records if r.topic == self.raw_topic]
+        routed = await self.ingestor.route(raw, await self._home())
+        applied = iter(routed.applied)
+        ordered = [next(applied) if r.topic == self.raw_topic else r for r in records]
+        keyed = [r for r in ordered if r is not None]
+        await gather_all(
+            self.emitter.emit_stamped(routed.outgoing),
+            self.processor.handle(keyed, routed.homes) if keyed else asyncio.sleep(0),
+        )
+        await self.aggregates.advance_watermarks(routed.watermarks, int(time.time() * 1000))
+        if raw:
+            self.ingestor.observe(routed, len(raw))
+
+    async def _home(self) -> Home:
+        """A person's home partition when this worker owns it (then its events are applied
+        here), else None; None always when the topics are partitioned differently (then
+        every event takes the person-keyed topic, as a warning says once)."""
+        raw, persons = await self.emitter.partition_counts([RAW, PERSONS])
+        if raw != persons:
+            if not self._warned:
+                log.warning(
+                    "%s has %d partitions and the person-keyed topic %d: every event is re-keyed "
+                    "through the person-keyed topic (give both the same count to apply most where read)",
+                    self.raw_topic,
+                    raw,
+                    persons,
+                )
+                self._warned = True
+            return lambda person_id: None
+        partition_of, owned = self.emitter.partition, self.owned()
+
+        def home(person_id: str) -> int | None:
+            partition = partition_of(person_id.encode(), persons)
+            return partition if partition in owned else None
+
+        return home
