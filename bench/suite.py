@@ -9,8 +9,9 @@ published once to a raw topic of 4 partitions; then, one after the other on that
 1. ceiling    a bare aiokafka consumer: getmany + orjson, one small produce per conversion
 2. floor      an empty Faust agent: Faust's own per-event cost
 3. naive      a Faust agent with one Redis GET and SET per event (the usual first version)
-4. touchstream one `touchstream worker` process, full state (both agents); then 2 and 4
-5. latency    conversion produced -> attribution consumed, at the maximum and half of it
+4. touchstream one `touchstream worker` process, full state; then 2 and 4
+5. credits-off one worker with TOUCHSTREAM_CREDIT_ROWS=off: what the flat credit rows cost
+6. latency    conversion produced -> attribution consumed, at the maximum and half of it
 
 Throughput of the Faust apps is read from their consumer group: events / (time the group
 caught up − time it first committed), polling committed offsets every 0.2 s (they commit
@@ -50,7 +51,7 @@ PARTITIONS = 8
 SETTLE_S = 5.0  # after the workers are up: the group finishes rebalancing
 WARMUP_S = 2.0  # latency: conversions sent this early are not counted
 END_MS = 1_790_000_000_000
-CONTENDERS = ("ceiling", "floor", "naive", "touchstream", "latency")
+CONTENDERS = ("ceiling", "floor", "naive", "touchstream", "credits-off", "latency")
 
 
 def workload(customers: int, seed: int = 5) -> list[tuple[bytes | None, bytes]]:
@@ -102,15 +103,17 @@ async def ceiling(bootstrap: str, topic: str, total: int) -> float:
         await producer.stop()
 
 
-async def drained_rate(
-    bootstrap: str, group: str, topics: list[str], total: int, timeout: float, hops: int = 1
-) -> float:
-    """Input events / (caught up − first commit), from the group's committed offsets over
-    `topics` (`hops` committed offsets per input event: 2 for Touchstream's two agents)."""
-    total *= hops
+async def drained_rate(bootstrap: str, group: str, topics: list[str], total: int, timeout: float) -> float:
+    """Input events / (caught up − first commit), from the group's committed offsets: caught
+    up once they reach `total` on the first topic (the input) and the end of every other
+    topic (what the app re-keyed to itself on the way)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    ends = AIOKafkaConsumer(bootstrap_servers=bootstrap)  # no group: end offsets only
     await admin.start()
+    await ends.start()
     try:
+        await ends.topics()  # metadata of every topic
+        inner = [TopicPartition(t, p) for t in topics[1:] for p in ends.partitions_for_topic(t) or ()]
         started = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -118,16 +121,20 @@ async def drained_rate(
                 offsets = await admin.list_consumer_group_offsets(group)
             except KafkaError:  # the group does not exist yet
                 offsets = {}
-            done = sum(meta.offset for tp, meta in offsets.items() if tp.topic in topics and meta.offset > 0)
+            committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset > 0}
+            done = sum(offset for tp, offset in committed.items() if tp.topic == topics[0])
             now = time.monotonic()
             if done and started is None:
                 started, at_start = now, done
             if done >= total:
                 assert started is not None
-                return (total - at_start) / hops / max(now - started, 1e-6)
+                behind = {tp: end for tp, end in (await ends.end_offsets(inner)).items() if end > 0}
+                if all(committed.get(tp, 0) >= end for tp, end in behind.items()):
+                    return (total - at_start) / max(now - started, 1e-6)
             await asyncio.sleep(0.2)
         raise TimeoutError(f"{group} did not catch up in {timeout}s")
     finally:
+        await ends.stop()
         await admin.close()
 
 
@@ -185,14 +192,14 @@ def base_settings(bootstrap: str, redis_url: str, web_port: int) -> Settings:
 
 
 def publish_and_drain(settings: Settings, records: list[Record]) -> float:
-    """Publish `records` to the app's raw topic while its workers drain them: events/s over
-    both hops, from the group's commits."""
+    """Publish `records` to the app's raw topic while its workers drain them: events/s, from
+    the group's commits (the raw topic's, and the person-keyed topic's to its end)."""
     bootstrap = settings.kafka_bootstrap_servers
     topics = [settings.topic(RAW), persons_topic(settings)]
 
     async def drive() -> float:
         producing = asyncio.create_task(produce(bootstrap, topics[0], records))
-        rate = await drained_rate(bootstrap, settings.app_id, topics, len(records), 1800, 2)
+        rate = await drained_rate(bootstrap, settings.app_id, topics, len(records), 1800)
         await producing
         return rate
 
@@ -224,7 +231,7 @@ def run_touchstream(
     memory: bool = False,
 ) -> dict[str, Any]:
     """N workers of a new app; the workload is published once they are up. Events/s from the
-    group's commits over both hops, CPU seconds of the workers and of redis-server per 100k
+    group's commits, CPU seconds of the workers and of redis-server per 100k
     events, and (memory=True) what Redis holds per person afterwards."""
     settings = fresh(base, f"w{workers}", workers)
     procs = start_workers(settings, workdir, redis)
@@ -377,6 +384,10 @@ def main() -> None:
                     print(f"touchstream x{n}: {scale[-1]['events_per_s']:,.0f}/s", flush=True)
                 results["scale_out"] = scale
                 results["touchstream"] = scale[0]["events_per_s"]
+            if "credits-off" in only:
+                off = dataclasses.replace(base, credit_rows="off")
+                results["credits_off"] = run_touchstream(off, 1, records, workdir, redis)
+                print(f"credits off: {results['credits_off']['events_per_s']:,.0f}/s", flush=True)
             if "latency" in only:
                 top = results.get("touchstream") or args.max_rate
                 if not top:
@@ -399,11 +410,14 @@ def report(r: dict[str, Any]) -> None:
     for name in ("ceiling", "floor", "naive"):
         if name in r:
             print(f"{name:<34}{r[name]:>10,.0f}")
-    for run in r.get("scale_out", []):
+    runs = [(f"touchstream, {run['workers']} worker(s)", run) for run in r.get("scale_out", [])]
+    if "credits_off" in r:
+        runs.append(("touchstream, credit rows off", r["credits_off"]))
+    for label, run in runs:
         n = run["workers"]
         per_event_us = run["worker_cpu_s_per_100k"] * 10
         print(
-            f"{f'touchstream, {n} worker(s)':<34}{run['events_per_s']:>10,.0f}"
+            f"{label:<34}{run['events_per_s']:>10,.0f}"
             f"   per worker {run['events_per_s'] / n:,.0f}"
             f"   per core {run['events_per_s'] / min(n, r['cores']):,.0f}"
             f"   cpu us/event: worker {per_event_us:.0f},"

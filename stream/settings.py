@@ -147,6 +147,9 @@ class Settings:
     max_context_bytes: int = _setting(4096, "Largest accepted `context` (serialised)", int)
     max_future_skew_ms: int = _setting(DAY_MS, "How far in the future `ts` may be", _duration_ms)
     models: tuple[str, ...] = _setting((), "Models to compute (comma separated; empty = all)", _names)
+    credit_rows: str = _setting(
+        "all", "Models with attribution.credits rows: all, off, or some of the models (comma separated)"
+    )
     position_weights: tuple[float, float, float] = _setting(
         (0.4, 0.2, 0.4), "position_based weights first,middle,last", _weights
     )
@@ -227,7 +230,21 @@ class Settings:
             self.rederive_ms,
         )
         models = check_names(self.models) if self.models else tuple(MODELS)
-        return Config(rules, self.model_params, models, self.recent_ids)
+        return Config(rules, self.model_params, models, self.recent_ids, self._credit_models(models))
+
+    def _credit_models(self, models: tuple[str, ...]) -> tuple[str, ...] | None:
+        if self.credit_rows.strip() in ("", "all"):
+            return None
+        if self.credit_rows.strip() == "off":
+            return ()
+        chosen = _names(self.credit_rows)
+        missing = [name for name in chosen if name not in models]
+        if missing:
+            raise SettingsError(
+                f"{env_name('credit_rows')}: {', '.join(missing)} not among the models computed "
+                f"({', '.join(models)})"
+            )
+        return chosen
 
     def limits(self) -> Limits:
         """What validation accepts."""

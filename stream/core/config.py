@@ -7,7 +7,7 @@ hands them in, so the core, the batch mode and the tests can build their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS
@@ -34,14 +34,14 @@ class Rules:
     journey_cap: int = 200
     lookback_by_type: tuple[tuple[str, int], ...] = ()
     rederive_ms: int = 90 * DAY_MS
+    longest: int = field(init=False, compare=False, repr=False)  # the longest lookback (asked per event)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "longest", max([self.lookback_ms, *(ms for _, ms in self.lookback_by_type)]))
 
     def window(self, conversion: str | None) -> int:
         """The lookback of a conversion type."""
         return dict(self.lookback_by_type).get(conversion or "", self.lookback_ms)
-
-    @property
-    def longest(self) -> int:
-        return max([self.lookback_ms, *(ms for _, ms in self.lookback_by_type)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +66,12 @@ class Config:
     """What the per-person step needs; the worker and `touchstream attribute` share it.
 
     `models`: the attribution models to compute (registered names, `stream.attribution`),
-    data-driven ones included; `recent_ids`: event ids remembered per person for dedup."""
+    data-driven ones included; `recent_ids`: event ids remembered per person for dedup;
+    `credit_models`: the models whose `attribution.credits` rows are written (None: all
+    of `models`, empty: none)."""
 
     rules: Rules = Rules()
     params: ModelParams = ModelParams()
     models: tuple[str, ...] = ()
     recent_ids: int = 256
+    credit_models: tuple[str, ...] | None = None

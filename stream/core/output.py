@@ -97,8 +97,9 @@ def attribution_doc(
     }
 
 
-def credit_rows(doc: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    """Flat `attribution.credits` rows: one per (conversion or revenue, model, touchpoint).
+def credit_rows(doc: dict[str, Any], models: Sequence[str] | None = None) -> Iterable[dict[str, Any]]:
+    """Flat `attribution.credits` rows: one per (conversion or revenue, model, touchpoint),
+    for every model of the value or only for `models`.
 
     Each row's keys are already in sorted order (`conversion_messages` serialises ~70 rows
     per conversion and skips orjson's key sorting; a unit test holds the order)."""
@@ -115,6 +116,8 @@ def credit_rows(doc: dict[str, Any]) -> Iterable[dict[str, Any]]:
     person, revision = doc["person_id"], doc["revision"]
     touches = doc["touchpoints"]
     for model, credit in doc["models"].items():
+        if models is not None and model not in models:
+            continue
         if doc["unattributed"]:
             yield _row(
                 common, None, UNATTRIBUTED, model, person, revision, None, 1.0, None, None, credited["value"]
@@ -171,10 +174,13 @@ def _row(
     }
 
 
-def conversion_messages(doc: dict[str, Any]) -> list[Message]:
-    """The attribution value and its credit rows, ready to produce."""
+def conversion_messages(doc: dict[str, Any], credit_models: Sequence[str] | None = None) -> list[Message]:
+    """The attribution value and its credit rows (of every model, or of `credit_models`: none
+    for an empty list), ready to produce."""
     messages = [Message(CONVERSIONS, doc["person_id"].encode(), dumps(doc))]
-    messages += [Message(CREDITS, row["channel"].encode(), orjson.dumps(row)) for row in credit_rows(doc)]
+    if credit_models != ():
+        rows = credit_rows(doc, credit_models)
+        messages += [Message(CREDITS, row["channel"].encode(), orjson.dumps(row)) for row in rows]
     return messages
 
 

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 from msgspec.structs import replace
 
@@ -221,7 +222,7 @@ class _Run:
             return [_dead(self.person_id, item, "unknown_conversion", error)]
         doc, self.stored[cid] = revenue_doc(item.event, record)
         self.paid.add(cid)
-        return conversion_messages(doc)
+        return conversion_messages(doc, self.config.credit_models)
 
     def messages(self, item: Positioned, outputs: list[Output]) -> list[Message]:
         """The messages of the journey's outputs for one event."""
@@ -261,7 +262,7 @@ class _Run:
         before = self.record(cid)
         self.stored[cid] = Stored(doc, before.revenue if before else Revenue())
         self.revised.add(cid)
-        messages = conversion_messages(doc)
+        messages = conversion_messages(doc, self.config.credit_models)
         channels = tuple(t.channel for t in inp.touches)
         if channels != previous:
             value = event.value or 0.0
@@ -274,10 +275,9 @@ class _Run:
     def result(self) -> StepResult:
         fence = self.state.fence
         changed = self.offsets != fence.offsets or self.journey != self.state.journey
-        kept = list(self.recent.items())
-        new_fence = Fence(
-            fence.version, self.offsets, tuple(kept[max(0, len(kept) - self.config.recent_ids) :])
-        )
+        extra = len(self.recent) - self.config.recent_ids  # the oldest beyond the limit go
+        kept = tuple(islice(self.recent.items(), extra, None) if extra > 0 else self.recent.items())
+        new_fence = Fence(fence.version, self.offsets, kept)
         conversions = [
             Attributed(cid, record, cid in self.revised, cid in self.paid)
             for cid, record in self.stored.items()

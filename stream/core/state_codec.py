@@ -13,7 +13,7 @@ until Kafka acknowledged them.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import orjson
 import zstandard
@@ -91,11 +91,12 @@ def encode_outbox_entry(messages: Iterable[Message]) -> bytes:
     )
 
 
-def decode_outbox_entry(entry: bytes) -> list[Message]:
+def decode_outbox_entry(entry: bytes, credit_models: Sequence[str] | None = None) -> list[Message]:
+    """The outputs of an outbox entry; credit rows of every model or of `credit_models`."""
     messages: list[Message] = []
     for topic, k, v in orjson.loads(entry):
         if topic == CONVERSIONS:
-            messages += conversion_messages(orjson.loads(v))  # the value and its credit rows
+            messages += conversion_messages(orjson.loads(v), credit_models)  # the value and its credit rows
         else:
             messages.append(Message(topic, None if k is None else k.encode(), v.encode()))
     return messages

@@ -113,7 +113,9 @@ class Parts:
         emitter = Emitter(lambda: app.producer._ensure_producer(), partial(topic_name, settings), worker_id)
         redis = connect(settings.redis_url)
         ttls = Ttls(config.rules.longest + DAY_MS, settings.conversion_ttl_ms, settings.outbox_ttl_ms)
-        persons = PersonStore(redis, ttls, cached_states=settings.state_cache)
+        persons = PersonStore(
+            redis, ttls, cached_states=settings.state_cache, credit_models=config.credit_models
+        )
         aggregates = PartitionStore(redis, ttls, settings.max_paths)
         models = ModelKeeper(aggregates, emitter, settings.partitions, settings.markov_order)
         raw_topic = settings.topic(RAW)

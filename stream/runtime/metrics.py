@@ -102,10 +102,7 @@ class Metrics:
                 "on (the next to hand on of each), milliseconds",
                 ("handler",),
             ),
-            owned_partitions=gauge(
-                "owned_partitions",
-                "Person-keyed partitions this worker owns (with the raw partitions of the same numbers)",
-            ),
+            owned_partitions=gauge("owned_partitions", "Person-keyed (and raw) partitions this worker owns"),
             partitions_holding=gauge(
                 "partitions_holding",
                 "Partitions a handler reads whose fetched records are held back, waiting for the others",

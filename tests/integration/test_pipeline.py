@@ -86,6 +86,15 @@ def test_scripted_journeys_are_attributed_exactly(make_settings, start_worker) -
     )
     assert (stored.session_last_ts, stored.session_interactions, stored.conversions) == (T0 + DAY, 1, 1)
 
+    # what operators read off /metrics (README, Operations): events in by type, and Faust's
+    # end and committed offsets per partition, whose difference is the lag (none: drained)
+    interactions = sum(e["type"] == "interaction" for e in SCRIPT)
+    assert metric(settings, 'touchstream_events_in_total{type="interaction"}') == interactions
+    ends = metric(settings, "faust_topic_partition_end_offset")
+    assert ends >= len(SCRIPT) and metric(settings, "faust_topic_partition_offset_commited") == ends
+    assert metric(settings, "faust_consumer_commit_latency_count") > 0
+    assert metric(settings, "faust_total_rebalances") >= 1
+
 
 MALFORMED: list[tuple[bytes, str]] = [
     (b"{not json", "not_json"),

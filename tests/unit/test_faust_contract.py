@@ -82,12 +82,13 @@ def test_the_methods_the_batch_consumer_calls_or_replaces_keep_their_shape() -> 
 
 def test_fausts_ack_keeps_the_bookkeeping_that_batch_ack_mirrors() -> None:
     """`BatchConsumer._ack` does what Faust's `ack` does for each record, once per partition:
-    skip offsets below the committed one, add new ones to `_acked_index` and `_acked`, count
-    `_n_acked`, wake `_waiting_for_ack`. Faust's ack also takes `ack_lock` (for threaded
-    drivers; the aiokafka driver acks on the event loop only) and skips topics whose acks
-    are disabled (none of a worker's)."""
+    under `ack_lock`, for topics with acks enabled, skip offsets below the committed one, add
+    new ones to `_acked_index` and `_acked`, count `_n_acked`, wake `_waiting_for_ack`; and
+    what its fetch loop does after acks: commit once `_n_acked` reaches `_commit_every`."""
     source = inspect.getsource(FaustConsumer.ack)
     for part in (
+        "with ack_lock",
+        "acks_enabled_for(message.topic)",
         "_committed_offset[tp]",
         "_acked_index[tp]",
         "_acked[tp]",
@@ -96,6 +97,11 @@ def test_fausts_ack_keeps_the_bookkeeping_that_batch_ack_mirrors() -> None:
     ):
         assert part in source, part
     assert "_acking_topics" in inspect.getsource(Conductor.acks_enabled_for)
+    loop = inspect.getsource(FaustConsumer._drain_messages)
+    assert "self._n_acked >= commit_every" in loop and "await self.commit()" in loop
+    assert "self._commit_every = self.app.conf.broker_commit_every" in inspect.getsource(
+        FaustConsumer.__init__
+    )
 
 
 def test_the_producer_internals_the_emitter_uses() -> None:

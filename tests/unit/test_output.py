@@ -240,3 +240,12 @@ def test_credit_rows_are_key_sorted_so_messages_skip_sorting(n):
     rows = list(credit_rows(doc(n)))  # n = 0: unattributed
     assert rows and all(list(row) == sorted(row) for row in rows)
     assert [m.value for m in conversion_messages(doc(n))[1:]] == [dumps(r) for r in rows]
+
+
+def test_credit_rows_only_for_the_models_chosen_or_none():
+    value = doc(2, models=("first_touch", "linear"))
+    every = conversion_messages(value)
+    linear = conversion_messages(value, ("linear",))
+    assert [orjson.loads(m.value)["model"] for m in linear[1:]] == ["linear", "linear"]
+    assert linear[1:] == [m for m in every[1:] if orjson.loads(m.value)["model"] == "linear"]
+    assert conversion_messages(value, ()) == every[:1]  # the conversion value alone, unchanged

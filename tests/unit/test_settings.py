@@ -202,3 +202,15 @@ def test_to_env_round_trips_every_setting() -> None:
     assert custom.lookback_by_type == (("lead", 30 * 86_400_000), ("purchase", 90 * 86_400_000))
     assert custom.kafka_security_protocol == "SASL_SSL"
     assert Settings.from_env(to_env(custom)) == custom
+
+
+def test_credit_rows_all_off_or_some_of_the_models_computed():
+    def credit_models(credit_rows: str, models: str = "") -> object:
+        env = {"TOUCHSTREAM_CREDIT_ROWS": credit_rows, "TOUCHSTREAM_MODELS": models}
+        return Settings.from_env(env).config().credit_models
+
+    assert credit_models("all") is None
+    assert credit_models("off") == ()
+    assert credit_models(" linear, markov ") == ("linear", "markov")
+    with pytest.raises(SettingsError, match=r"^TOUCHSTREAM_CREDIT_ROWS: markov not among the models"):
+        credit_models("markov", models="linear,first_touch")

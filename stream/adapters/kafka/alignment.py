@@ -69,18 +69,33 @@ class Aligner(Generic[K, R]):
         records left on the broker. Handing records on moves the frontier: repeated until
         nothing more may go."""
         out: dict[K, list[R]] = {}
-        while True:
+        while self.held:
             frontier = self.frontier(behind, now_ms)
             limit = None if frontier is None else frontier + self.bound_ms
             moved = False
             for partition, queue in list(self.held.items()):
-                while queue and (limit is None or self._time(queue[0], now_ms, limit) <= limit):
-                    out.setdefault(partition, []).append(queue.popleft())
+                n = self._releasable(queue, now_ms, limit)
+                if n:
                     moved = True
+                    out.setdefault(partition, []).extend(queue.popleft() for _ in range(n))
                 if not queue:
                     del self.held[partition]
             if not moved:
-                return out
+                break
+        return out
+
+    def _releasable(self, queue: deque[R], now_ms: int, limit: int | None) -> int:
+        """How many records from the front of `queue` may go: up to the first whose event
+        time (clamped to now) is beyond `limit`."""
+        if limit is None or now_ms <= limit:
+            return len(queue)
+        n = 0
+        for record in queue:
+            ts = self.time_of(record)
+            if ts is not None and ts > limit:
+                break
+            n += 1
+        return n
 
     def frontier(self, behind: Iterable[K], now_ms: int) -> int | None:
         """The lowest head; UNKNOWN while a partition whose head is not known yet holds back."""
@@ -127,10 +142,6 @@ class Aligner(Generic[K, R]):
             if ts is not None:
                 return ts
         return None
-
-    def _time(self, record: R, now_ms: int, limit: int) -> int:
-        ts = self.time_of(record)
-        return limit if ts is None else min(ts, now_ms)
 
 
 def merged(runs: Iterable[Sequence[R]], key: Callable[[R], float]) -> list[R]:

@@ -32,6 +32,7 @@ assigned partition to its committed offset).
 from __future__ import annotations
 
 import asyncio
+import operator
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 from stream.adapters.kafka.alignment import Aligner, merged
@@ -82,8 +84,7 @@ class Batch:
     in_flight: InFlight = field(default_factory=InFlight)
 
 
-def _event_time(record: RawRecord) -> int | None:
-    return record.event_ms
+_event_time: Callable[[RawRecord], int | None] = operator.attrgetter("event_ms")
 
 
 def _merge_order(record: RawRecord) -> float:
@@ -274,21 +275,29 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 raise
             for batch in current:
                 self._ack(batch)
+            commit_every = self._commit_every
+            if commit_every is not None and self._n_acked >= commit_every:  # Faust's commit pacing
+                self._n_acked = 0
+                await self.commit()
 
     def _current(self, batch: Batch) -> bool:
         return batch.generation == self.app.consumer_generation_id and self.flow_active
 
     def _ack(self, batch: Batch) -> None:
-        """Every offset of the batch is done: Faust's `ack`, once per partition instead of per record."""
-        for tp, offsets in batch.offsets.items():
-            committed = self._committed_offset[tp]
-            if committed is not None:
-                offsets = [o for o in offsets if o >= committed]
-            index = self._acked_index[tp]
-            new = [o for o in offsets if o not in index]
-            index.update(new)
-            self._acked[tp].extend(new)
-            self._n_acked += len(new)
+        """Every offset of the batch is done: Faust's `ack` (under its lock, for topics with
+        acks enabled), once per partition instead of per record."""
+        with ack_lock:
+            for tp, offsets in batch.offsets.items():
+                if not self.app.topics.acks_enabled_for(tp.topic):
+                    continue
+                committed = self._committed_offset[tp]
+                if committed is not None:
+                    offsets = [o for o in offsets if o >= committed]
+                index = self._acked_index[tp]
+                new = [o for o in offsets if o not in index]
+                index.update(new)
+                self._acked[tp].extend(new)
+                self._n_acked += len(new)
         self._drop(batch)
 
     def _drop(self, batch: Batch) -> None:

@@ -4,6 +4,10 @@ redis-py's socket timeout arms a timer per reply; the stores instead bound each 
 round trip (a pipeline, or one command) with one `asyncio.timeout`. A `TimeoutError` is
 transient (the runtime's retry policy retries the batch), like redis-py's own
 `ConnectionError`.
+
+Commands are packed by hiredis in C, as redis-py's synchronous client does when hiredis is
+installed; its asyncio connections pack in Python, one join per argument, which was a
+tenth of a worker's CPU (bench/profile.py).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.connection import HiredisRespSerializer
 
 T = TypeVar("T")
 
@@ -27,8 +33,22 @@ class Ttls:
 
 
 def connect(url: str) -> Redis:
-    """The worker's client: no per-reply socket timeout (the stores time round trips)."""
-    return Redis.from_url(url, socket_timeout=None)
+    """The worker's client: no per-reply socket timeout (the stores time round trips);
+    commands packed by hiredis."""
+    client = Redis.from_url(url, socket_timeout=None)
+    pool = client.connection_pool
+    pool.connection_class = _packed_by_hiredis(pool.connection_class)  # TCP, TLS or unix socket
+    return client
+
+
+_PACKER = HiredisRespSerializer()
+
+
+def _packed_by_hiredis(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
+    def pack_command(self: AbstractConnection, *args: Any) -> list[bytes]:
+        return _PACKER.pack(*args)  # type: ignore[no-any-return]
+
+    return type(connection_class.__name__, (connection_class,), {"pack_command": pack_command})
 
 
 class RoundTrips:

@@ -32,6 +32,7 @@ class PersonStore(RoundTrips):
         outbox_entries: int = 64,
         cached_states: int = 10_000,
         timeout_s: float = 5.0,
+        credit_models: Sequence[str] | None = None,
     ) -> None:
         super().__init__(redis, ttls, timeout_s)
         # person -> (stored value, its decoding): a load that finds the very bytes this worker
@@ -40,6 +41,7 @@ class PersonStore(RoundTrips):
         self.cached_states = cached_states
         self.outbox_entries = outbox_entries  # recent writes whose outputs a replay can re-emit
         self._apply = redis.register_script(script("apply"))
+        self.credit_models = credit_models  # the credit rows a replayed conversion gets
 
     async def load(
         self,
@@ -171,7 +173,9 @@ class PersonStore(RoundTrips):
         found: dict[str, dict[str, list[Message]]] = {}
         for pid, entries in zip(pids, await self.run(pipe), strict=True):
             found[pid] = {
-                o: decode_outbox_entry(raw) for o, raw in zip(wanted[pid], entries, strict=True) if raw
+                o: decode_outbox_entry(raw, self.credit_models)
+                for o, raw in zip(wanted[pid], entries, strict=True)
+                if raw
             }
         return found
 
