@@ -57,14 +57,18 @@ class JourneyProcessor:
         by_person: dict[str, list[Positioned]] = {}
         partitions: dict[str, int] = {}
         controls: list[str] = []
+        sources: dict[tuple[str, int], str] = {}  # (topic, partition) -> "topic:partition"
         for rec in records:
             assert rec.key is not None
             pid = rec.key.decode()
             event = rec.decoded if rec.decoded is not None else decode_event(rec.value or b"")
+            source = sources.get((rec.topic, rec.partition))
+            if source is None:
+                source = sources[rec.topic, rec.partition] = f"{rec.topic}:{rec.partition}"
             by_person.setdefault(pid, []).append(
                 # every writer of the person-keyed topic writes encode_event(event): the value
                 # (None for a raw event applied where it was read)
-                Positioned(f"{rec.topic}:{rec.partition}", rec.offset, event, rec.value)
+                Positioned(source, rec.offset, event, rec.value)
             )
             partitions[pid] = homes.get(pid, rec.partition)
             if event.type in CONTROL:
@@ -142,18 +146,25 @@ class JourneyProcessor:
         m.duplicates.inc(sum(r.duplicates for r in results.values()))
         m.approximated.inc(sum(r.approximated for r in results.values()))
         observe_all(m.lateness_ms, [late for r in results.values() for late in r.lateness_ms])
-        sent = {f"{rec.topic}:{rec.partition}@{rec.offset}": rec.timestamp for rec in records}
-        now = time.time()
+        converted: list[str] = []  # positions of the events that emitted an attribution
         closed: list[str] = []
         for result in results.values():
             for position, msgs in result.outbox.items():
                 for msg in msgs:
                     if msg.topic == CONVERSIONS:
-                        m.attributions_out.inc()
-                        m.latency_ms.observe(max(0.0, now - sent[position]) * 1000)
+                        converted.append(position)
                     elif msg.topic == SESSIONS:
                         closed.append("idle" if b'"closed_by":"idle"' in msg.value else "next_session")
         count_labels(m.sessions_out, closed)
+        if converted:
+            m.attributions_out.inc(len(converted))
+            sent = {(rec.topic, rec.partition, rec.offset): rec.timestamp for rec in records}
+            now = time.time()
+            for position in converted:
+                tp, _, offset = position.rpartition("@")
+                topic, _, partition = tp.rpartition(":")
+                latency = now - sent[topic, int(partition), int(offset)]
+                m.latency_ms.observe(max(0.0, latency) * 1000)
 
 
 def _partition_batches(

@@ -55,23 +55,25 @@ class Emitter:
             return
         producer = self._producer()
         headers = [("worker", self.worker_id), ("emitted_at_ms", str(int(time.time() * 1000)).encode())]
-        counts: dict[str, int] = {}
+        topics: dict[str, tuple[str, int]] = {}  # logical name -> (topic, partition count)
         builders: dict[tuple[str, int], Any] = {}
         futures = []
         for message, timestamp in stamped:
-            topic = self.topic_name(message.topic)
-            if topic not in counts:
-                counts[topic] = await self._partition_count(producer, topic)
-            partition = self.partition(message.key, counts[topic])
+            named = topics.get(message.topic)
+            if named is None:
+                topic = self.topic_name(message.topic)
+                named = topics[message.topic] = (topic, await self._partition_count(producer, topic))
+            topic, count = named
+            partition = self.partition(message.key, count)
             builder = builders.get((topic, partition))
             if builder is None:
                 builder = builders[topic, partition] = producer.create_batch()
             own = headers if timestamp is None else [*headers, (SOURCE_MS, b"%d" % int(timestamp * 1000))]
-            record = {"timestamp": None, "key": message.key, "value": message.value, "headers": own}
-            if builder.append(**record) is None:  # full: send it, start the next one
+            if builder.append(key=message.key, value=message.value, timestamp=None, headers=own) is None:
+                # full: send it, start the next one
                 futures.append(await producer.send_batch(builder, topic, partition=partition))
                 builder = builders[topic, partition] = producer.create_batch()
-                if builder.append(**record) is None:
+                if builder.append(key=message.key, value=message.value, timestamp=None, headers=own) is None:
                     raise ValueError(f"a {len(message.value)}-byte record exceeds the producer batch size")
         for (topic, partition), builder in builders.items():
             futures.append(await producer.send_batch(builder, topic, partition=partition))
