@@ -112,8 +112,9 @@ async def drained_rate(bootstrap: str, group: str, topics: list[str], total: int
     await admin.start()
     await ends.start()
     try:
-        await ends.topics()  # metadata of every topic
-        inner = [TopicPartition(t, p) for t in topics[1:] for p in ends.partitions_for_topic(t) or ()]
+        described = await admin.describe_topics(topics[1:])
+        inner = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+        assert len({tp.topic for tp in inner}) == len(topics) - 1, described
         started = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -13,7 +13,8 @@ events arrive on its home's raw partition. A batch:
    records, in the batch's order, stepped and stored exactly once — the person fence
    keeps an offset per source `topic:partition`, so a replay of either is recognised;
 3. only then the raw watermarks advance (an `expire` stamped with them is then queued
-   behind every event they cover: applied, or on the person-keyed topic).
+   behind every event they cover: applied, or on the person-keyed topic); the write runs
+   in the background, in batch order, while the next batch goes on.
 
 Steps 1's produce and 2 are independent and run together; both are done before the
 batch is acked, and a retry of the whole batch applies nothing twice.
@@ -25,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stream.adapters.kafka.emitter import Emitter
 from stream.adapters.redis.aggregates import PartitionStore
@@ -49,6 +50,7 @@ class Pipeline:
     raw_topic: str
     owned: Callable[[], Collection[int]]  # the person-keyed partitions this worker owns now
     _warned: bool = False
+    _advancing: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
         raw = [r for r in records if r.topic == self.raw_topic]
@@ -60,9 +62,21 @@ class Pipeline:
             self.emitter.emit_stamped(routed.outgoing),
             self.processor.handle(keyed, routed.homes) if keyed else asyncio.sleep(0),
         )
-        await self.aggregates.advance_watermarks(routed.watermarks, int(time.time() * 1000))
+        if routed.watermarks:
+            # written once the batch is applied and produced, but not waited for: the next
+            # batch need not wait for it, and a write lost to a crash or an outage only
+            # leaves the watermark behind, which delays expiry
+            self._advancing = asyncio.ensure_future(self._advance(routed.watermarks, self._advancing))
         if raw:
             self.ingestor.observe(routed, len(raw))
+
+    async def _advance(self, watermarks: dict[int, int], previous: asyncio.Future[None] | None) -> None:
+        if previous is not None:
+            await previous  # one at a time, in batch order
+        try:
+            await self.aggregates.advance_watermarks(watermarks, int(time.time() * 1000))
+        except Exception as exc:  # it stays where it was until a later batch's write goes through
+            log.warning("raising the raw watermarks failed (%s: %s)", type(exc).__name__, exc)
 
     async def _home(self) -> Home:
         """A person's home partition when this worker owns it (then its events are applied

@@ -265,3 +265,7 @@ def test_records_stamped_with_their_event_time_are_kept_and_carry_their_source_t
     assert copy.timestamp_type == 1 and dict(copy.headers)["source_ms"] == b"%d" % raw[elsewhere].timestamp
     journey = decode_state(redis.Redis.from_url(settings.redis_url).get(person_key("eve", "state"))).journey
     assert [t.channel for t in journey.touches] == ["email", "display"]
+    # stop one worker and let the other take its partition over before it is stopped too (a
+    # worker stopped in the middle of a rebalance logs Faust's fetcher as crashed)
+    workers[1].stop()
+    wait_until(lambda: metric(settings, "touchstream_owned_partitions") == 2, what="one worker owns all")
