@@ -1,7 +1,7 @@
 """Compact byte forms of the core's records: events on the person-keyed topic, journeys in Redis.
 
-Pure. `encode_event` / `decode_event` carry a validated event between the ingest and
-the journeys handler (and from a merged anonymous person to its customer); `encode_journey` /
+Pure. `encode_event` / `decode_event` carry a validated event re-keyed to the worker that
+owns its person (and from a merged anonymous person to its customer); `encode_journey` /
 `decode_journey` are the positional JSON a journey is stored as, inside the person state
 (`stream.core.state_codec`).
 """

@@ -3,7 +3,7 @@
 It changes no state itself: on the partitions this worker owns it publishes a
 `close_idle` (stamped with the wall clock) or `expire` (stamped with the low watermark:
 the event time every raw partition has reached, `stream.core.control`) control event per
-due person on the person-keyed topic, which the journeys handler applies like any event
+due person on the person-keyed topic, which the worker applies like any event
 — fenced, exactly once, replayable. Expiry follows event time, so a replay of old data
 expires journeys exactly as `touchstream attribute --events` does.
 """
