@@ -50,6 +50,19 @@ def record(offset: int, event: Event) -> RawRecord:
     return RawRecord("persons", 0, offset, event.person_id.encode(), encode_event(event), 0.0)
 
 
+def journeys(client: Redis, emitter: FlakyEmitter, raw_topic: str = "") -> JourneyProcessor:
+    """A processor over real Redis, the linear model only, the emitter that fails on demand."""
+    ttls = Ttls(10**10, 10**10, 10**10)
+    return JourneyProcessor(
+        PersonStore(client, ttls),
+        PartitionStore(client, ttls),
+        emitter,  # type: ignore[arg-type]
+        Config(models=("linear",)),
+        Metrics.create(CollectorRegistry()),
+        raw_topic=raw_topic,
+    )
+
+
 def test_replay_with_new_batch_boundaries_loses_nothing(services) -> None:
     _, url = services
     redis_sync.Redis.from_url(url).flushdb()
@@ -57,14 +70,7 @@ def test_replay_with_new_batch_boundaries_loses_nothing(services) -> None:
     async def run() -> tuple[FlakyEmitter, dict]:
         client = Redis.from_url(url)
         emitter = FlakyEmitter()
-        ttls = Ttls(10**10, 10**10, 10**10)
-        processor = JourneyProcessor(
-            PersonStore(client, ttls),
-            PartitionStore(client, ttls),
-            emitter,
-            Config(models=("linear",)),
-            Metrics.create(CollectorRegistry()),
-        )
+        processor = journeys(client, emitter)
         touch = Event("i1", "interaction", 1000 * HOUR, "P", channel="email")
         conversion = Event(
             "c1", "conversion", 1001 * HOUR, "P", conversion="purchase", conversion_id="o1", value=10.0
@@ -112,15 +118,7 @@ def test_events_read_from_both_topics_are_fenced_apart(services) -> None:
     async def run() -> tuple[list[Message], dict, list[bytes | None]]:
         client = Redis.from_url(url)
         emitter = FlakyEmitter()
-        ttls = Ttls(10**10, 10**10, 10**10)
-        processor = JourneyProcessor(
-            PersonStore(client, ttls),
-            PartitionStore(client, ttls),
-            emitter,
-            Config(models=("linear",)),
-            Metrics.create(CollectorRegistry()),
-            raw_topic="raw",
-        )
+        processor = journeys(client, emitter, raw_topic="raw")
         await processor.handle([raw(1, email), record(1, display)])  # offset 1 of each: both apply
         emitter.down = True
         with pytest.raises(Crash):
