@@ -233,9 +233,10 @@ class Settings:
         return Config(rules, self.model_params, models, self.recent_ids, self._credit_models(models))
 
     def _credit_models(self, models: tuple[str, ...]) -> tuple[str, ...] | None:
-        if self.credit_rows.strip() in ("", "all"):
+        rows = self.credit_rows.strip()
+        if rows in ("", "all"):
             return None
-        if self.credit_rows.strip() == "off":
+        if rows == "off":
             return ()
         chosen = _names(self.credit_rows)
         missing = [name for name in chosen if name not in models]

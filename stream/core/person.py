@@ -84,6 +84,12 @@ class Positioned:
         return f"{self.tp}@{self.offset}"
 
 
+def split_position(position: str) -> tuple[str, int]:
+    """`topic:partition@offset` -> (`topic:partition`, offset): `Positioned.position` undone."""
+    tp, _, offset = position.rpartition("@")
+    return tp, int(offset)
+
+
 @dataclass(frozen=True, slots=True)
 class Attributed:
     """A conversion's stored record, written with the state (for late revenue): its

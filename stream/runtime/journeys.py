@@ -23,7 +23,7 @@ from stream.core.codec import decode_event
 from stream.core.config import Config
 from stream.core.control import CONTROL
 from stream.core.output import Message, read_path_message
-from stream.core.person import Positioned, StepResult
+from stream.core.person import Positioned, StepResult, split_position
 from stream.core.records import RawRecord
 from stream.core.topics import CONVERSIONS, PATHS, SESSIONS
 from stream.errors import TransientError
@@ -57,18 +57,14 @@ class JourneyProcessor:
         by_person: dict[str, list[Positioned]] = {}
         partitions: dict[str, int] = {}
         controls: list[str] = []
-        sources: dict[tuple[str, int], str] = {}  # (topic, partition) -> "topic:partition"
         for rec in records:
             assert rec.key is not None
             pid = rec.key.decode()
             event = rec.decoded if rec.decoded is not None else decode_event(rec.value or b"")
-            source = sources.get((rec.topic, rec.partition))
-            if source is None:
-                source = sources[rec.topic, rec.partition] = f"{rec.topic}:{rec.partition}"
             by_person.setdefault(pid, []).append(
                 # every writer of the person-keyed topic writes encode_event(event): the value
                 # (None for a raw event applied where it was read)
-                Positioned(source, rec.offset, event, rec.value)
+                Positioned(_source(rec), rec.offset, event, rec.value)
             )
             partitions[pid] = homes.get(pid, rec.partition)
             if event.type in CONTROL:
@@ -158,13 +154,10 @@ class JourneyProcessor:
         count_labels(m.sessions_out, closed)
         if converted:
             m.attributions_out.inc(len(converted))
-            sent = {(rec.topic, rec.partition, rec.offset): rec.timestamp for rec in records}
+            sent = {(_source(rec), rec.offset): rec.timestamp for rec in records}
             now = time.time()
             for position in converted:
-                tp, _, offset = position.rpartition("@")
-                topic, _, partition = tp.rpartition(":")
-                latency = now - sent[topic, int(partition), int(offset)]
-                m.latency_ms.observe(max(0.0, latency) * 1000)
+                m.latency_ms.observe(max(0.0, now - sent[split_position(position)]) * 1000)
 
 
 def _partition_batches(
@@ -175,7 +168,7 @@ def _partition_batches(
     sources: dict[str, tuple[int, str]] = {}  # topic:partition -> (partition, fence)
     last: dict[str, int] = {}
     for rec in records:
-        tp = f"{rec.topic}:{rec.partition}"
+        tp = _source(rec)
         sources[tp] = (rec.partition, "paths-fence:raw" if rec.topic == raw_topic else "paths-fence")
         last[tp] = max(rec.offset, last.get(tp, -1))
     increments: dict[str, list[PathIncrement]] = {tp: [] for tp in last}
@@ -183,9 +176,14 @@ def _partition_batches(
         for position, messages in outbox.items():
             for msg in messages:
                 if msg.topic == PATHS:
-                    tp, _, offset = position.rpartition("@")
-                    increments[tp].append(PathIncrement(int(offset), *read_path_message(msg.value)))
+                    tp, offset = split_position(position)
+                    increments[tp].append(PathIncrement(offset, *read_path_message(msg.value)))
     return [
         PartitionBatch(*sources[tp], last[tp], sorted(incs, key=lambda i: i.offset))
         for tp, incs in increments.items()
     ]
+
+
+def _source(rec: RawRecord) -> str:
+    """The record's `topic:partition`, as the fences and outbox positions name it."""
+    return f"{rec.topic}:{rec.partition}"
