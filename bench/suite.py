@@ -268,7 +268,7 @@ def run_latency(
     procs = start_workers(settings, workdir, redis)
     try:
         s = settings[0]
-        sent, got = asyncio.run(_paced(s, records[: int(rate * seconds)], rate, seconds))
+        sent, got = asyncio.run(publish_paced(s, records[: int(rate * seconds)], rate, seconds))
     finally:
         for w in procs:
             w.stop()
@@ -283,7 +283,7 @@ def run_latency(
     }
 
 
-async def _paced(
+async def publish_paced(
     settings: Settings, records: list[Record], rate: float, seconds: float
 ) -> tuple[dict[str, float], dict[str, float]]:
     bootstrap = settings.kafka_bootstrap_servers

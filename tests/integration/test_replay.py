@@ -22,6 +22,7 @@ from stream.core.config import Config
 from stream.core.output import Message, conversion_messages
 from stream.core.records import Event, RawRecord
 from stream.core.topics import CONVERSIONS, CREDITS
+from stream.errors import TransientError
 from stream.runtime.journeys import JourneyProcessor
 from stream.runtime.metrics import Metrics
 from tests.support.events import HOUR
@@ -139,3 +140,39 @@ def test_events_read_from_both_topics_are_fenced_apart(services) -> None:
     assert conversion["models"]["linear"]["shares"] == [0.5, 0.5]
     assert paths[b"c|email > display"] == b"1"  # counted exactly once
     assert fences == [b"1", b"3"]
+
+
+def test_a_redis_that_lost_its_scripts_fails_the_batch_as_transient_and_the_retry_applies_it_once(
+    services,
+) -> None:
+    """Scripts are queued on pipelines as bare EVALSHA. After SCRIPT FLUSH (as after a Redis
+    restart) the batch fails with a transient error, the scripts are loaded again, and the
+    batch retried whole applies each event, path count and output once."""
+    _, url = services
+    redis_sync.Redis.from_url(url).flushdb()
+    touch = Event("i1", "interaction", 1000 * HOUR, "P", channel="email")
+    conversion = Event(
+        "c1", "conversion", 1001 * HOUR, "P", conversion="purchase", conversion_id="o1", value=10.0
+    )
+
+    async def run() -> tuple[FlakyEmitter, dict, str]:
+        client = Redis.from_url(url)
+        emitter = FlakyEmitter()
+        processor = journeys(client, emitter)
+        await processor.handle([record(1, touch)])
+        await client.script_flush()
+        with pytest.raises(TransientError) as failed:
+            await processor.handle([record(2, conversion)])
+        await processor.handle([record(2, conversion)])  # the retry
+        await processor.handle([record(2, conversion)])  # and a redelivery: nothing new
+        paths = await client.hgetall(partition_key(0, "paths"))
+        await client.aclose()
+        return emitter, paths, str(failed.value)
+
+    emitter, paths, reason = asyncio.run(run())
+    assert "lost its Lua scripts" in reason
+    conversions = [orjson.loads(m.value) for m in emitter.sent if m.topic == CONVERSIONS]
+    assert [c["conversion"]["conversion_id"] for c in conversions] == ["o1", "o1"]  # again: the outbox
+    assert conversions[0] == conversions[1]
+    assert conversions[0]["models"]["linear"]["shares"] == [1.0]
+    assert paths[b"c|email"] == b"1" and paths[b"v|email"] == b"10000000"  # counted once

@@ -48,8 +48,8 @@ class PartitionStore(RoundTrips):
     def __init__(self, redis: Redis, ttls: Ttls, max_paths: int = 10_000, timeout_s: float = 5.0) -> None:
         super().__init__(redis, ttls, timeout_s)
         self.max_paths = max_paths
-        self._paths = redis.register_script(script("paths"))
-        self._watermark = redis.register_script(script("watermark"))
+        self._paths = self.lua("paths")
+        self._watermark = self.lua("watermark")
         self._snapshot = redis.register_script(script("snapshot"))
 
     async def add_aggregates(
@@ -71,7 +71,7 @@ class PartitionStore(RoundTrips):
             for inc in batch.increments:
                 args += [inc.offset, inc.path, inc.conversions, inc.value_micros, inc.nulls]
             keys = [partition_key(batch.partition, name) for name in ("paths", batch.fence)]
-            await self._paths(keys=keys, args=args, client=pipe)
+            self._paths.queue(pipe, keys, args)
         await self.run(pipe)
 
     async def advance_watermarks(self, max_ts: Mapping[int, int], now_ms: int) -> None:
@@ -81,7 +81,7 @@ class PartitionStore(RoundTrips):
         pipe = self.pipeline()
         for partition, ts in max_ts.items():
             keys = [partition_key(partition, "raw-watermark")]
-            await self._watermark(keys=keys, args=[ts, now_ms, self.ttls.paths_ms], client=pipe)
+            self._watermark.queue(pipe, keys, [ts, now_ms, self.ttls.paths_ms])
         await self.run(pipe)
 
     async def watermarks(self, partitions: int) -> dict[int, tuple[int, int]]:

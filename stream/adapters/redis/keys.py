@@ -48,3 +48,9 @@ def partition_key(partition: int, name: str) -> str:
 def script(name: str) -> str:
     """The text of `lua/<name>.lua`, shipped inside the package."""
     return resources.files("stream.adapters.redis").joinpath(f"lua/{name}.lua").read_text()
+
+
+def scripts() -> list[str]:
+    """The text of every script shipped in `lua/`."""
+    folder = resources.files("stream.adapters.redis").joinpath("lua")
+    return [f.read_text() for f in folder.iterdir() if f.name.endswith(".lua")]

@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from stream.adapters.redis.connection import RoundTrips, Ttls
-from stream.adapters.redis.keys import key, script
+from stream.adapters.redis.keys import key
 from stream.core.output import Message
 from stream.core.person import PersonState, StepResult
 from stream.core.revenue import Stored
@@ -40,7 +40,7 @@ class PersonStore(RoundTrips):
         self._decoded: dict[str, tuple[bytes, PersonState]] = {}
         self.cached_states = cached_states
         self.outbox_entries = outbox_entries  # recent writes whose outputs a replay can re-emit
-        self._apply = redis.register_script(script("apply"))
+        self._apply = self.lua("apply")
         self.credit_models = credit_models  # the credit rows a replayed conversion gets
 
     async def load(
@@ -84,7 +84,7 @@ class PersonStore(RoundTrips):
         first = {anon for r in results.values() for anon in r.tombstones}
         pipe = self.pipeline()
         written = [pid for pid, r in results.items() if r.changed and pid not in first and pid not in refused]
-        values = [await self._queue_apply(pipe, pid, results[pid]) for pid in written]
+        values = [self._queue_apply(pipe, pid, results[pid]) for pid in written]
         if written:
             for pid, value, ok in zip(written, values, await self.run(pipe), strict=True):
                 if ok:
@@ -120,9 +120,7 @@ class PersonStore(RoundTrips):
             return set()
         pipe = self.pipeline()
         own = [results.get(anon) or StepResult(state, {}, [], [], 0, True) for _pid, anon, state in owners]
-        values = [
-            await self._queue_apply(pipe, anon, r) for (_pid, anon, _s), r in zip(owners, own, strict=True)
-        ]
+        values = [self._queue_apply(pipe, anon, r) for (_pid, anon, _s), r in zip(owners, own, strict=True)]
         refused = set()
         for (pid, anon, _state), result, value, ok in zip(
             owners, own, values, await self.run(pipe), strict=True
@@ -133,7 +131,7 @@ class PersonStore(RoundTrips):
                 refused |= {pid, anon} if anon in results else {pid}
         return refused
 
-    async def _queue_apply(self, pipe: Any, pid: str, result: StepResult) -> bytes:
+    def _queue_apply(self, pipe: Any, pid: str, result: StepResult) -> bytes:
         """Queue the person's fenced write on `pipe`; returns the state value written."""
         state = result.state
         outbox = [x for o, msgs in result.outbox.items() for x in (o, encode_outbox_entry(msgs))]
@@ -157,7 +155,7 @@ class PersonStore(RoundTrips):
             *records,
             *outbox,
         ]
-        await self._apply(keys=keys, args=args, client=pipe)  # queues EVALSHA on the pipeline
+        self._apply.queue(pipe, keys, args)
         return value
 
     async def replayed_outputs(
