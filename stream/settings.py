@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.core.config import DAY_MS, HOUR_MS, MINUTE_MS, Config, Limits, ModelParams, Rules
+from stream.core.config import DAY_MS, HOUR_MS, MINUTE_MS, Config, Limits, ModelParams, ReportLimits, Rules
 from stream.errors import SettingsError
 
 PREFIX = "TOUCHSTREAM_"
@@ -159,6 +159,13 @@ class Settings:
         60_000, "How often data-driven model snapshots are refreshed", _duration_ms
     )
     max_paths: int = _setting(10_000, "Distinct paths counted per partition; the rest fold into (other)", int)
+    currency: str = _setting(
+        "EUR", "Currency of conversions, revenue and spend that name none; reports' default"
+    )
+    report_retention_days: int = _setting(400, "Days the report counters of a day are kept", int)
+    report_max_counters: int = _setting(
+        100_000, "Distinct report counters per partition and day; new ones then fold into (other)", int
+    )
     state_cache: int = _setting(
         10_000, "Person states a worker keeps decoded (skips decoding when Redis holds the same bytes)", int
     )
@@ -177,6 +184,8 @@ class Settings:
             "lookback_ms",
             "half_life_ms",
             "sweep_interval_ms",
+            "report_retention_days",
+            "report_max_counters",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -230,7 +239,9 @@ class Settings:
             self.rederive_ms,
         )
         models = check_names(self.models) if self.models else tuple(MODELS)
-        return Config(rules, self.model_params, models, self.recent_ids, self._credit_models(models))
+        return Config(
+            rules, self.model_params, models, self.recent_ids, self._credit_models(models), self.currency
+        )
 
     def _credit_models(self, models: tuple[str, ...]) -> tuple[str, ...] | None:
         rows = self.credit_rows.strip()
@@ -246,6 +257,9 @@ class Settings:
                 f"({', '.join(models)})"
             )
         return chosen
+
+    def report_limits(self) -> ReportLimits:
+        return ReportLimits(self.report_retention_days, self.report_max_counters)
 
     def limits(self) -> Limits:
         """What validation accepts."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from stream import __version__
 from stream import settings as settings_mod
-from stream.cli import attribute, demo, produce, simulate, tail, worker
+from stream.cli import attribute, demo, produce, report, simulate, tail, worker
 from stream.errors import CliError, SettingsError
 from stream.settings import Settings, unknown_variables
 
@@ -24,6 +24,7 @@ COMMANDS = {
     "produce": produce,
     "tail": tail,
     "attribute": attribute,
+    "report": report,
 }
 
 

@@ -39,7 +39,7 @@ def decode_event(data: bytes) -> Event:
 
 
 # what a non-first interaction of a session may have of its own (the touch key is the session's)
-_OWN = ("interaction", "medium_kind", "directness", "stage", "context")
+_OWN = ("interaction", "medium_kind", "directness", "stage", "context", "term", "content")
 _CONVERSION = ("event_id", "ts", "conversion", "conversion_id", "value", "currency")
 
 

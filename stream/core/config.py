@@ -8,6 +8,7 @@ hands them in, so the core, the batch mode and the tests can build their own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS
@@ -17,6 +18,7 @@ DAY_MS = 24 * HOUR_MS
 # past the lookback, so that an event a little behind the watermark still finds its journey
 # (as it does when the journey expires inline, on the person's own next event).
 EXPIRY_SLACK_MS = HOUR_MS
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +70,25 @@ class Config:
     `models`: the attribution models to compute (registered names, `stream.attribution`),
     data-driven ones included; `recent_ids`: event ids remembered per person for dedup;
     `credit_models`: the models whose `attribution.credits` rows are written (None: all
-    of `models`, empty: none)."""
+    of `models`, empty: none); `currency`: that of conversions, revenue and spend that name
+    none (the report counters keep money per currency)."""
 
     rules: Rules = Rules()
     params: ModelParams = ModelParams()
     models: tuple[str, ...] = ()
     recent_ids: int = 256
     credit_models: tuple[str, ...] | None = None
+    currency: str = "EUR"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLimits:
+    """How long a day's report counters are kept, and how many distinct ones a partition's
+    day holds before new ones fold into `(other)`."""
+
+    retention_days: int = 400
+    max_counters: int = 100_000
+
+    def expires_at(self, day: str) -> int:
+        """Epoch ms when the counters of `day` go: the end of the day plus the retention."""
+        return (date.fromisoformat(day).toordinal() - _EPOCH_ORDINAL + 1 + self.retention_days) * DAY_MS

@@ -23,7 +23,7 @@ from stream.core.records import Event, Touchpoint
 from stream.core.topics import CONVERSIONS, CREDITS, DLQ, IDENTITY_CONFLICTS, PATHS, SESSIONS
 from stream.core.topics import MODELS as MODELS_TOPIC
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: touchpoints and credit rows carry `term` and `content`
 UNATTRIBUTED = "(unattributed)"
 
 
@@ -49,6 +49,8 @@ def touch_doc(index: int, touch: Touchpoint) -> dict[str, Any]:
         "source": touch.source,
         "medium": touch.medium,
         "campaign": touch.campaign,
+        "term": touch.term,
+        "content": touch.content,
         "interaction": touch.interaction,
         "medium_kind": touch.medium_kind,
         "directness": touch.directness,
@@ -126,7 +128,7 @@ def credit_rows(doc: dict[str, Any], models: Sequence[str] | None = None) -> Ite
         for touch, share, value in zip(touches, credit["shares"], credit["values"], strict=True):
             yield _row(
                 common,
-                touch["campaign"],
+                touch,
                 touch["channel"],
                 model,
                 person,
@@ -141,7 +143,7 @@ def credit_rows(doc: dict[str, Any], models: Sequence[str] | None = None) -> Ite
 
 def _row(
     common: tuple[Any, ...],
-    campaign: str | None,
+    touch: dict[str, Any] | None,
     channel: str,
     model: str,
     person_id: str,
@@ -153,10 +155,12 @@ def _row(
     value: float,
 ) -> dict[str, Any]:
     attribution_id, conversion, conversion_id, conversion_ts, currency, kind = common
+    touch = touch or {}
     return {
         "attribution_id": attribution_id,
-        "campaign": campaign,
+        "campaign": touch.get("campaign"),
         "channel": channel,
+        "content": touch.get("content"),
         "conversion": conversion,
         "conversion_id": conversion_id,
         "conversion_ts": conversion_ts,
@@ -168,6 +172,7 @@ def _row(
         "schema_version": SCHEMA_VERSION,
         "session_id": session_id,
         "share": share,
+        "term": touch.get("term"),
         "touchpoint_index": index,
         "ts": ts,
         "value": value,

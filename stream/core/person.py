@@ -28,6 +28,7 @@ from stream.core.apply import apply
 from stream.core.codec import encode_event
 from stream.core.config import Config
 from stream.core.control import CONTROL
+from stream.core.counters import interaction_message, spend_message, withdraw_message
 from stream.core.journey import Approximated, Converted, Corrected, Journey, NullPath, Output, TooLate
 from stream.core.late import merge
 from stream.core.output import (
@@ -114,6 +115,9 @@ class StepResult:
     tombstones: dict[str, PersonState] = field(default_factory=dict)
     lateness_ms: list[int] = field(default_factory=list)  # of each applied event behind the person's last
     approximated: int = 0  # late interactions older than the re-derive window
+    # conversions this step revised without their stored record loaded: the report counters
+    # of the revision they replace are unknown, so the caller loads them and steps again
+    lacking: list[str] = field(default_factory=list)
 
 
 def step(
@@ -156,6 +160,7 @@ class _Run:
     duplicates: int = 0
     lateness: list[int] = field(default_factory=list)
     approximated: int = 0
+    lacking: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.journey = self.state.journey
@@ -190,6 +195,8 @@ class _Run:
             return []  # a tombstone: its sessions and journey live on in the customer's
         if event.type == "identify":
             return self.identify(item)
+        if event.type == "spend":
+            return [spend_message(event)]  # the cost counters of its channel's pseudo-person
         if event.type == "revenue":
             return self.revenue(item)
         if event.type == "conversion" and self.record(event.conversion_id or "") is not None:
@@ -198,7 +205,10 @@ class _Run:
         if event.type in ("interaction", "conversion"):
             self.lateness.append(max(0, journey.last_ts - event.ts))
         self.journey, outputs = apply(journey, event, self.config.rules)
-        return self.messages(item, outputs)
+        messages = self.messages(item, outputs)
+        if event.type == "interaction" and not any(isinstance(o, TooLate) for o in outputs):
+            messages.append(interaction_message(event))  # counted where it joins a journey
+        return messages
 
     def record(self, conversion_id: str) -> Stored | None:
         """The stored conversion as this step left it, or as loaded."""
@@ -269,6 +279,11 @@ class _Run:
         self.stored[cid] = Stored(doc, before.revenue if before else Revenue())
         self.revised.add(cid)
         messages = conversion_messages(doc, self.config.credit_models)
+        if revision:
+            if before is not None:
+                messages.append(withdraw_message(before.attribution))
+            elif cid not in self.lacking:
+                self.lacking.append(cid)
         channels = tuple(t.channel for t in inp.touches)
         if channels != previous:
             value = event.value or 0.0
@@ -298,6 +313,7 @@ class _Run:
             self.tombstones,
             self.lateness,
             self.approximated,
+            self.lacking,
         )
 
 

@@ -21,7 +21,7 @@ from msgspec import Struct
 # "close_idle" and "expire" are internal: the worker's sweeper asks a person's journey to
 # close an idle session (ts = wall clock) or to expire (ts = the partition's event-time
 # watermark); producers can't send them (validation rejects the types).
-EventType = Literal["interaction", "conversion", "identify", "revenue", "close_idle", "expire"]
+EventType = Literal["interaction", "conversion", "identify", "revenue", "spend", "close_idle", "expire"]
 
 
 class Event(Struct, frozen=True):
@@ -51,8 +51,11 @@ class Event(Struct, frozen=True):
     # conversion / revenue fields
     conversion: str | None = None
     conversion_id: str | None = None
-    value: float = 0.0
+    value: float = 0.0  # a spend event's amount
     currency: str | None = None
+    # the UTM keyword and creative (interactions and spend; they do not change the touch key)
+    term: str | None = None
+    content: str | None = None
 
 
 class Touchpoint(Struct, frozen=True):
@@ -73,6 +76,8 @@ class Touchpoint(Struct, frozen=True):
     stage: str | None = None
     context: dict[str, Any] | None = None
     cost: float = 0.0
+    term: str | None = None  # last: stored states list a touchpoint's fields by position
+    content: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

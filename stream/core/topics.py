@@ -1,9 +1,10 @@
 """Topic names, logical: the one list of what Touchstream reads and writes.
 
 Public topics get the configured prefix at the Kafka edge
-(`stream.adapters.kafka.topics`); `PERSONS` and `PATHS` are internal destinations of
-the core's `Message`s: the person-keyed topic of the app (events forwarded to another
-person) and the path-count increments applied to Redis (never produced).
+(`stream.adapters.kafka.topics`); `PERSONS`, `PATHS` and `REPORT` are internal
+destinations of the core's `Message`s: the person-keyed topic of the app (events forwarded
+to another person), and the path-count and report-counter increments applied to Redis
+(never produced).
 """
 
 from __future__ import annotations
@@ -20,3 +21,4 @@ PUBLIC = (RAW, DLQ, SESSIONS, CONVERSIONS, CREDITS, MODELS, IDENTITY_CONFLICTS)
 
 PERSONS = "(persons)"  # internal: the person-keyed topic of the app id
 PATHS = "(paths)"  # internal: path-count increments, applied to Redis, not produced
+REPORT = "(report)"  # internal: report counter inputs (stream.core.counters), applied to Redis

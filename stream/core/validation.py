@@ -42,7 +42,8 @@ CHANNELS = frozenset(
 MEDIUM_KINDS = frozenset({"digital", "physical", "virtual"})
 DIRECTNESS = frozenset({"direct", "indirect"})
 STAGES = frozenset({"pre_purchase", "purchase", "post_purchase"})
-TYPES = frozenset({"interaction", "conversion", "identify", "revenue"})
+TYPES = frozenset({"interaction", "conversion", "identify", "revenue", "spend"})
+SPEND_PREFIX = "spend:"  # a spend event's key and person: spend:<channel>
 MIN_TS = 946_684_800_000  # 2000-01-01T00:00:00Z: anything older is a broken clock
 MAX_ID_LEN = 256
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -105,6 +106,9 @@ def _event(doc: dict[str, Any], limits: Limits, now_ms: int) -> Event:
     }
     if kind == "revenue":
         person = common["customer_id"] or common["anonymous_id"] or ""
+    elif kind == "spend":  # belongs to no person: its channel's counters take it
+        common["anonymous_id"] = common["customer_id"] = None
+        person = SPEND_PREFIX + _enum(doc, "channel", CHANNELS, required=True)
     else:
         person = common["customer_id"] or common["anonymous_id"]
         if person is None:
@@ -121,6 +125,8 @@ def _interaction_fields(doc: dict[str, Any], limits: Limits) -> dict[str, Any]:
         "source": _text(doc, "source"),
         "medium": _text(doc, "medium"),
         "campaign": _text(doc, "campaign"),
+        "term": _text(doc, "term"),
+        "content": _text(doc, "content"),
         "medium_kind": _enum(doc, "medium_kind", MEDIUM_KINDS),
         "directness": _enum(doc, "directness", DIRECTNESS),
         "stage": _enum(doc, "stage", STAGES),
@@ -146,11 +152,24 @@ def _revenue_fields(doc: dict[str, Any], limits: Limits) -> dict[str, Any]:
     }
 
 
+def _spend_fields(doc: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    if doc.get("amount") is None:
+        raise _Invalid("missing_field", "missing required field 'amount'")
+    return {
+        "channel": _enum(doc, "channel", CHANNELS, required=True),
+        "campaign": _text(doc, "campaign"),
+        "term": _text(doc, "term"),
+        "value": _number(doc, "amount"),
+        "currency": _text(doc, "currency", required=True),
+    }
+
+
 _TYPE_FIELDS = {
     "interaction": _interaction_fields,
     "conversion": _conversion_fields,
     "identify": lambda doc, limits: {},
     "revenue": _revenue_fields,
+    "spend": _spend_fields,
 }
 
 

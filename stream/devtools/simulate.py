@@ -37,6 +37,15 @@ CHANNELS: dict[str, tuple[float, str, str, str, str, tuple[str, ...], float]] = 
     "in_store": (1.5, "store-paris", "store", "physical", "direct", ("visit",), 0.0),
 }
 CAMPAIGNS = ("brand", "spring-sale", "retargeting", "webinar", "launch")
+# the keyword a paid search campaign bids on, the creative a display / social campaign shows
+KEYWORDS = {
+    "brand": "touchstream",
+    "spring-sale": "attribution sale",
+    "retargeting": "attribution tool",
+    "webinar": "attribution webinar",
+    "launch": "real-time attribution",
+}
+CREATIVE_CHANNELS = ("display", "paid_social", "video")
 NAMES = tuple(CHANNELS)
 WEIGHTS = tuple(c[0] for c in CHANNELS.values())
 
@@ -70,6 +79,8 @@ def customer_events(rng: random.Random, n: int, start_ms: int, mix: Mix) -> list
                     "source": source,
                     "medium": medium,
                     "campaign": campaign,
+                    "term": KEYWORDS[campaign] if campaign and channel == "paid_search" else None,
+                    "content": f"{campaign}-banner" if campaign and channel in CREATIVE_CHANNELS else None,
                     "medium_kind": kind,
                     "directness": directness,
                     "stage": "pre_purchase",

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from stream.attribution.paths import VALUE_SCALE, PathCount, parse_path
 from stream.attribution.snapshot import Snapshot
 from stream.core.codec import decode_event
-from stream.core.config import Config, Limits
+from stream.core.config import Config, Limits, ReportLimits
 from stream.core.control import ControlKind, control_event, expires_before
-from stream.core.output import read_path_message
+from stream.core.counters import counts_of
+from stream.core.output import Message, read_path_message
 from stream.core.partitioning import partition_of
 from stream.core.person import PersonState, Positioned, step
 from stream.core.records import Event
@@ -70,9 +71,13 @@ class EventReplay:
         now_ms: int,
         partitions: int = 8,
         snapshot: Snapshot | None = None,
+        reports: ReportLimits | None = None,
     ) -> None:
         self.config, self.limits, self.now_ms, self.partitions = config, limits, now_ms, partitions
         self.snapshot = snapshot
+        self.reports = reports or ReportLimits()
+        # (partition, day) -> report counter -> amount, as the stream's Redis hashes
+        self.counters: dict[tuple[int, str], dict[str, int]] = {}
         self.states: dict[str, PersonState] = {}
         self.rejected: list[Rejected] = []
         # partition -> path text -> [conversions, value_micros, nulls], as the stream's Redis hashes
@@ -121,6 +126,26 @@ class EventReplay:
     def _control(self, kind: ControlKind, pid: str, last_ts: int, ts: int) -> None:
         list(self._apply(control_event(kind, pid, last_ts, ts)))
 
+    def _count(self, pid: str, messages: list[Message]) -> None:
+        """The report counters of one event's messages, as `paths.lua` applies them."""
+        for count in counts_of(messages, self.config.currency):
+            if self.reports.expires_at(count.day) <= self.now_ms:
+                continue
+            counters = self.counters.setdefault((self.partition(pid), count.day), {})
+            name = count.field
+            if name not in counters and len(counters) >= self.reports.max_counters:
+                name = count.fold
+            counters[name] = counters.get(name, 0) + count.amount
+
+    def report_counters(self, days: Iterable[str]) -> dict[str, int]:
+        """The report counters of `days`, summed over the days and partitions."""
+        wanted, totals = set(days), {}
+        for (_partition, day), counters in self.counters.items():
+            if day in wanted:
+                for name, amount in counters.items():
+                    totals[name] = totals.get(name, 0) + amount
+        return totals
+
     def partition(self, person_id: str) -> int:
         return partition_of(person_id.encode(), self.partitions)
 
@@ -153,7 +178,13 @@ class EventReplay:
         if event.type == "identify":
             anon = event.anonymous_id or ""
             state = dataclasses.replace(state, others={anon: self.states.get(anon, PersonState())})
-        result = step(pid, state, [Positioned(BATCH_TP, self.position, event)], self.config, self.snapshot)
+        item = Positioned(BATCH_TP, self.position, event)
+        result = step(pid, state, [item], self.config, self.snapshot)
+        if result.lacking:  # revisions: the stream loads the revisions they replace, and steps again
+            wanted = {cid: self.stored[cid][1] for cid in result.lacking if cid in self.stored}
+            state = dataclasses.replace(state, conversions={**state.conversions, **wanted})
+            result = step(pid, state, [item], self.config, self.snapshot)
+        self._count(pid, [m for messages in result.outbox.values() for m in messages])
         self.states[pid] = dataclasses.replace(result.state, conversions={}, others={})
         self.states |= result.tombstones
         self.stored |= {c.conversion_id: (pid, c.record) for c in result.conversions}

@@ -116,7 +116,7 @@ class Parts:
         persons = PersonStore(
             redis, ttls, cached_states=settings.state_cache, credit_models=config.credit_models
         )
-        aggregates = PartitionStore(redis, ttls, settings.max_paths)
+        aggregates = PartitionStore(redis, ttls, settings.max_paths, reports=settings.report_limits())
         models = ModelKeeper(aggregates, emitter, settings.partitions, settings.markov_order)
         raw_topic = settings.topic(RAW)
         pipeline = Pipeline(

@@ -22,10 +22,11 @@ from stream.core.batch import step_batch
 from stream.core.codec import decode_event
 from stream.core.config import Config
 from stream.core.control import CONTROL
+from stream.core.counters import Count, counts_of
 from stream.core.output import Message, read_path_message
 from stream.core.person import Positioned, StepResult, split_position
 from stream.core.records import RawRecord
-from stream.core.topics import CONVERSIONS, PATHS, SESSIONS
+from stream.core.topics import CONVERSIONS, PATHS, REPORT, SESSIONS
 from stream.errors import TransientError
 from stream.runtime.metrics import Metrics, count_labels, observe_all
 from stream.runtime.models import ModelKeeper
@@ -34,6 +35,7 @@ from stream.runtime.tasks import gather_all
 log = logging.getLogger("touchstream.journeys")
 
 MAX_WRITE_ATTEMPTS = 10
+INTERNAL = (PATHS, REPORT)  # applied to Redis, never produced
 
 
 @dataclass
@@ -81,9 +83,11 @@ class JourneyProcessor:
         # the path counts (fenced by offset) and the outputs are independent: both must be done
         # before the batch is acked, in either order; a retry applies neither twice
         await gather_all(
-            self.aggregates.add_aggregates(_partition_batches(records, outputs, self.raw_topic), persons),
+            self.aggregates.add_aggregates(
+                _partition_batches(records, outputs, self.raw_topic, self.config.currency), persons
+            ),
             self.emitter.emit(
-                [m for o in outputs.values() for ms in o.values() for m in ms if m.topic != PATHS]
+                [m for o in outputs.values() for ms in o.values() for m in ms if m.topic not in INTERNAL]
             ),
         )
         # delivered: a replay of these offsets has nothing left to re-emit. Dropping the entries
@@ -108,6 +112,7 @@ class JourneyProcessor:
         results: dict[str, StepResult] = {}
         pending = list(by_person)
         snapshot = self.models.current if self.models else None
+        lacking: dict[str, list[str]] = {}  # revised conversions whose stored record is wanted too
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             wanted = {
                 pid: [
@@ -115,6 +120,7 @@ class JourneyProcessor:
                     for p in by_person[pid]
                     if p.event.type in ("revenue", "conversion")
                 ]
+                + lacking.get(pid, [])
                 for pid in pending
             }
             others = {
@@ -127,6 +133,12 @@ class JourneyProcessor:
                 {pid: anons for pid, anons in others.items() if anons},
             )
             batch = step_batch(states, {pid: by_person[pid] for pid in pending}, self.config, snapshot)
+            missing = {
+                pid: r.lacking for pid, r in batch.items() if set(r.lacking) - set(lacking.get(pid, ()))
+            }
+            if missing:  # a revision's report counters need the revision it replaces: load it, again
+                lacking |= {pid: [*lacking.get(pid, ()), *cids] for pid, cids in missing.items()}
+                continue
             refused = await self.store.save(batch)
             self.metrics.refused_writes.inc(len(refused))
             results.update({pid: r for pid, r in batch.items() if pid not in refused})
@@ -161,10 +173,10 @@ class JourneyProcessor:
 
 
 def _partition_batches(
-    records: Sequence[RawRecord], outputs: dict[str, dict[str, list[Message]]], raw_topic: str
+    records: Sequence[RawRecord], outputs: dict[str, dict[str, list[Message]]], raw_topic: str, currency: str
 ) -> list[PartitionBatch]:
-    """Per source `topic:partition`: the batch's highest offset and its path increments in
-    offset order, under that source's fence."""
+    """Per source `topic:partition`: the batch's highest offset, its path increments and its
+    report counters in offset order, under that source's fence."""
     sources: dict[str, tuple[int, str]] = {}  # topic:partition -> (partition, fence)
     last: dict[str, int] = {}
     for rec in records:
@@ -172,16 +184,24 @@ def _partition_batches(
         sources[tp] = (rec.partition, "paths-fence:raw" if rec.topic == raw_topic else "paths-fence")
         last[tp] = max(rec.offset, last.get(tp, -1))
     increments: dict[str, list[PathIncrement]] = {tp: [] for tp in last}
+    counts: dict[str, list[tuple[int, Count]]] = {tp: [] for tp in last}
     for outbox in outputs.values():
         for position, messages in outbox.items():
+            tp, offset = split_position(position)
             for msg in messages:
                 if msg.topic == PATHS:
-                    tp, offset = split_position(position)
                     increments[tp].append(PathIncrement(offset, *read_path_message(msg.value)))
+            counts[tp] += [(offset, c) for c in counts_of(messages, currency)]
     return [
-        PartitionBatch(*sources[tp], last[tp], sorted(incs, key=lambda i: i.offset))
+        PartitionBatch(
+            *sources[tp], last[tp], sorted(incs, key=lambda i: i.offset), sorted(counts[tp], key=_first)
+        )
         for tp, incs in increments.items()
     ]
+
+
+def _first(item: tuple[int, Count]) -> int:
+    return item[0]
 
 
 def _source(rec: RawRecord) -> str:

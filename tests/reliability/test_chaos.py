@@ -7,7 +7,7 @@ and redis-server while the test SIGKILLs the worker at random moments, starts an
 second worker (rebalances 1 -> 2 -> 1), restarts the broker and restarts Redis (AOF on).
 After the stream drains, everything is compared with the batch oracle (`EventReplay`, the
 code behind `touchstream attribute --events`) over the time-sorted events: the latest
-revision of every conversion, every journey, every path count.
+revision of every conversion, every journey, every path count, every report counter.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def mismatches(
         differing = sorted(f for f in set(counted) | set(want) if counted.get(f, 0) != want.get(f, 0))
         paths_off += len(differing)
         examples += [f"paths {partition} {f}: want {want.get(f)} got {counted.get(f)}" for f in differing[:2]]
+    counters_off = _report_counters_differing(client, expected.replay, examples)
     differing = [i for i, v in got.items() if v != expected.conversions.get(i)]
     examples += [_conversion_difference(i, expected.conversions.get(i) or {}, seen) for i in differing[:2]]
     return {
@@ -106,7 +107,25 @@ def mismatches(
         "revisions emitted twice with other bytes": sum(len(v) > 1 for v in versions.values()),
         "journeys differing": len(journeys_off),
         "path counts differing": paths_off,
+        "report counters differing": counters_off,
     }
+
+
+def _report_counters_differing(client: redis.Redis, replay: EventReplay, examples: list[str]) -> int:
+    """Report counters (per day, summed over the partitions) that differ from the oracle's."""
+    live: dict[tuple[str, str], int] = {}
+    for key in client.scan_iter(match="ts:{agg:*}:report:*", count=1000):
+        day = key.decode().rpartition(":")[2]
+        for name, amount in client.hgetall(key).items():
+            live[day, name.decode()] = live.get((day, name.decode()), 0) + int(amount)
+    want: dict[tuple[str, str], int] = {}
+    for (_partition, day), counters in replay.counters.items():
+        for name, amount in counters.items():
+            want[day, name] = want.get((day, name), 0) + amount
+    differing = sorted(k for k in set(live) | set(want) if live.get(k, 0) != want.get(k, 0))
+    examples += [f"report counter {k}: want {want.get(k)} got {live.get(k)}" for k in differing[:2]]
+    assert len(want) > 1000  # the oracle counted
+    return len(differing)
 
 
 def _conversion_difference(attribution_id: str, want: dict, seen: list[ConsumerRecord]) -> str:

@@ -124,6 +124,8 @@ def test_unattributed_conversion_rows():
         "session_id": None,
         "channel": UNATTRIBUTED,
         "campaign": None,
+        "term": None,
+        "content": None,
         "ts": None,
         "share": 1.0,
         "value": 75.0,

@@ -8,7 +8,7 @@ from stream.core.config import Config, Rules
 from stream.core.person import Fence, PersonState, Positioned, StepResult, id_key, step
 from stream.core.records import Event
 from stream.core.revenue import Revenue, Stored
-from stream.core.topics import CONVERSIONS, CREDITS, DLQ, PATHS, SESSIONS
+from stream.core.topics import CONVERSIONS, CREDITS, DLQ, PATHS, REPORT, SESSIONS
 from tests.support.events import MIN, T0
 
 # --- builders ----------------------------------------------------------------
@@ -69,8 +69,10 @@ def test_first_application_writes_fence_and_outputs():
     assert (result.state.fence.version, result.state.fence.offsets) == (0, {TP: 12})
     assert result.state.fence.recent_keys == keys("e1", "e2", "e3")
     assert (result.replayed, result.duplicates, result.changed) == ([], 0, True)
-    assert sorted(result.outbox) == [pos(11), pos(12)]  # e2 closed e1's session; e3 converted
-    assert [(m.topic, m.key) for m in result.outbox[pos(11)]] == [(SESSIONS, b"c-7")]
+    # every interaction counts in the reports; e2 also closed e1's session; e3 converted
+    assert sorted(result.outbox) == [pos(10), pos(11), pos(12)]
+    assert [(m.topic, m.key) for m in result.outbox[pos(10)]] == [(REPORT, None)]
+    assert [(m.topic, m.key) for m in result.outbox[pos(11)]] == [(SESSIONS, b"c-7"), (REPORT, None)]
     assert [(m.topic, m.key) for m in result.outbox[pos(12)]] == [
         (CONVERSIONS, b"c-7"),
         (CREDITS, b"email"),
@@ -190,7 +192,9 @@ def test_same_input_gives_byte_identical_values():
     first, second = run(events, config=config), run(events, config=config)
     assert values(first) == values(second)
     assert first.conversions == second.conversions
-    assert len(values(first)) == 1 + (1 + 2 * 4 + 1) + 1 + (1 + 3 * 4 + 1)  # + one path message each
+    # per interaction a report message (the second and the third closed a session too); per
+    # conversion its value, its credit rows and a path message
+    assert len(values(first)) == 1 + 2 + (1 + 2 * 4 + 1) + 2 + (1 + 3 * 4 + 1)
 
 
 def test_batch_boundaries_do_not_change_the_values():

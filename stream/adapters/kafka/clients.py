@@ -20,9 +20,12 @@ Record = (
 def raw_key(event: Any) -> bytes | None:
     """The raw-topic key of an event: customer_id, else anonymous_id (docs/architecture.md). An
     identify is keyed by its customer, so it stays ordered with the customer's next
-    conversion (identify, then purchase, credits the anonymous touches)."""
+    conversion (identify, then purchase, credits the anonymous touches). A spend event is
+    keyed `spend:<channel>`."""
     if not isinstance(event, dict):
         return None
+    if event.get("type") == "spend" and isinstance(event.get("channel"), str):
+        return f"spend:{event['channel']}".encode()
     key = event.get("customer_id") or event.get("anonymous_id")
     return key.encode() if isinstance(key, str) else None
 

@@ -1,14 +1,16 @@
 """Per-partition aggregates in Redis: path counts, watermarks, the sweeper's indexes, snapshots.
 
 Everything a partition accumulates lives under its hash tag `{agg:<partition>}` and is
-summed by readers. Path counts are applied with the partition's offset fence
-(`paths.lua`), so a replay, a crash or a rebalance never counts twice.
+summed by readers. Path counts and the report counters (one hash per UTC day,
+`stream.core.counters`) are applied with the partition's offset fence (`paths.lua`), so a
+replay, a crash or a rebalance never counts twice.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -16,6 +18,8 @@ from redis.asyncio import Redis
 from stream.adapters.redis.connection import RoundTrips, Ttls
 from stream.adapters.redis.keys import SNAPSHOT, SNAPSHOT_ID, conversion_index_key, partition_key, script
 from stream.attribution.paths import VALUE_SCALE, PathCount, parse_path
+from stream.core.config import ReportLimits
+from stream.core.counters import Count
 from stream.core.person import StepResult
 
 
@@ -40,14 +44,23 @@ class PartitionBatch:
     fence: str
     last_offset: int
     increments: list[PathIncrement]
+    counts: list[tuple[int, Count]] = field(default_factory=list)  # (offset, report counter), offset order
 
 
 class PartitionStore(RoundTrips):
     """Reads and writes the per-partition aggregates; one instance per worker."""
 
-    def __init__(self, redis: Redis, ttls: Ttls, max_paths: int = 10_000, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        ttls: Ttls,
+        max_paths: int = 10_000,
+        timeout_s: float = 5.0,
+        reports: ReportLimits | None = None,
+    ) -> None:
         super().__init__(redis, ttls, timeout_s)
         self.max_paths = max_paths
+        self.reports = reports or ReportLimits()
         self._paths = self.lua("paths")
         self._watermark = self.lua("watermark")
         self._snapshot = redis.register_script(script("snapshot"))
@@ -66,13 +79,44 @@ class PartitionStore(RoundTrips):
         for pid, (_partition, result) in persons.items():
             for stored in result.conversions:  # where revenue for a conversion goes
                 pipe.set(conversion_index_key(stored.conversion_id), pid, px=self.ttls.conversion_ms)
+        now_ms = int(time.time() * 1000)
         for batch in batches:
+            keys = [partition_key(batch.partition, name) for name in ("paths", batch.fence)]
             args: list[int | str] = [batch.last_offset, self.max_paths, self.ttls.paths_ms]
+            args += [len(batch.increments), self.reports.max_counters]
             for inc in batch.increments:
                 args += [inc.offset, inc.path, inc.conversions, inc.value_micros, inc.nulls]
-            keys = [partition_key(batch.partition, name) for name in ("paths", batch.fence)]
+            args += self._report_args(batch, keys, now_ms)
             self._paths.queue(pipe, keys, args)
         await self.run(pipe)
+
+    def _report_args(self, batch: PartitionBatch, keys: list[str], now_ms: int) -> list[int | str]:
+        """The report counters' script arguments; `keys` gets the day hashes they name.
+        Counters of days past the retention are left out (Redis would drop them at once)."""
+        args: list[int | str] = []
+        index: dict[str, int] = {}
+        for offset, count in batch.counts:
+            expires = self.reports.expires_at(count.day)
+            if expires <= now_ms:
+                continue
+            if count.day not in index:
+                keys.append(partition_key(batch.partition, f"report:{count.day}"))
+                index[count.day] = len(keys)
+            args += [offset, index[count.day], expires, count.field, count.fold, count.amount]
+        return args
+
+    async def report_counters(self, partitions: int, days: Sequence[str]) -> dict[str, int]:
+        """Every report counter of `days` (YYYY-MM-DD), summed over days and partitions."""
+        pipe = self.pipeline()
+        for partition in range(partitions):
+            for day in days:
+                pipe.hgetall(partition_key(partition, f"report:{day}"))
+        totals: dict[str, int] = {}
+        for raw in await self.run(pipe):
+            for name, amount in raw.items():
+                key = name.decode()
+                totals[key] = totals.get(key, 0) + int(amount)
+        return totals
 
     async def advance_watermarks(self, max_ts: Mapping[int, int], now_ms: int) -> None:
         """Raw partition -> the highest event ts a batch ingested from it (watermark.lua)."""
@@ -99,8 +143,8 @@ class PartitionStore(RoundTrips):
             pipe.hgetall(partition_key(partition, "paths"))
         totals: dict[str, list[int]] = {}
         for raw in await self.run(pipe):
-            for field, count in raw.items():
-                kind, _, path = field.decode().partition("|")
+            for name, count in raw.items():
+                kind, _, path = name.decode().partition("|")
                 if path:
                     totals.setdefault(path, [0, 0, 0])["cvn".index(kind)] += int(count)
         return {
