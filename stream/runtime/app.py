@@ -178,6 +178,7 @@ def register_timers(app: BatchApp, settings: Settings, parts: Parts) -> None:
     @app.on_partitions_assigned.connect
     async def count_owned(sender: BatchApp, assigned: set[TP], **kwargs: object) -> None:
         parts.metrics.owned_partitions.set(sum(tp.topic == persons for tp in assigned))
+        parts.pipeline.aggregates.forget_fences()  # another worker may have moved them meanwhile
 
     @app.task
     async def load_model_snapshot() -> None:

@@ -50,3 +50,36 @@ def test_simulate_writes_realistic_journeys(make_settings, tmp_path) -> None:
     assert kinds["interaction"] > 5 * kinds["conversion"] > 0
     assert len(converted) < len(customers) / 2  # most journeys never convert
     assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
+
+
+def test_report_errors_are_one_line_and_exit_2(make_settings, tmp_path) -> None:
+    """A bad date, an empty period, an unknown model, a missing file, a Redis that is not
+    there, a bad flag: one line on stderr, no traceback, a non-zero exit."""
+    settings = make_settings()
+    cases = [
+        (["--from", "2026-13-01"], "expected YYYY-MM-DD"),
+        (["--from", "2026-10-02", "--to", "2026-10-01"], "empty period"),
+        (["--models", "linear,nope"], "unknown attribution model 'nope'"),
+        (["--events", str(tmp_path / "nope.jsonl")], "no such file"),
+        (["--top-paths", "-1"], "--top-paths"),
+    ]
+    for args, why in cases:
+        done = touchstream(settings, "report", *args)
+        assert (done.returncode, done.stdout) == (2, ""), args
+        assert done.stderr.count("\n") == 1 and why in done.stderr and "Traceback" not in done.stderr, args
+    away = touchstream(settings, "report", env={"TOUCHSTREAM_REDIS_URL": "redis://127.0.0.1:1"})
+    assert away.returncode == 2 and away.stderr.startswith(
+        "touchstream: error: cannot read the report counters"
+    )
+    assert away.stderr.count("\n") == 1
+    flag = touchstream(settings, "report", "--by", "colour")
+    assert flag.returncode == 2 and "invalid choice" in flag.stderr and "Traceback" not in flag.stderr
+
+
+def test_report_of_an_empty_period_has_no_rows(make_settings) -> None:
+    done = touchstream(
+        make_settings(), "report", "--from", "2001-01-01", "--to", "2001-01-31", "--format", "json"
+    )
+    assert done.returncode == 0, done.stderr
+    report = orjson.loads(done.stdout)
+    assert (report["rows"], report["conversion_types"], report["top_paths"]) == ([], [], [])

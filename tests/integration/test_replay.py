@@ -171,8 +171,11 @@ def test_a_redis_that_lost_its_scripts_fails_the_batch_as_transient_and_the_retr
 
     emitter, paths, reason = asyncio.run(run())
     assert "lost its Lua scripts" in reason
-    conversions = [orjson.loads(m.value) for m in emitter.sent if m.topic == CONVERSIONS]
-    assert [c["conversion"]["conversion_id"] for c in conversions] == ["o1", "o1"]  # again: the outbox
-    assert conversions[0] == conversions[1]
-    assert conversions[0]["models"]["linear"]["shares"] == [1.0]
+    # the redelivery re-emits it from the outbox, byte for byte, unless the outbox entry was
+    # already dropped as delivered (that runs in the background)
+    sent = {m.value for m in emitter.sent if m.topic == CONVERSIONS}
+    assert len(sent) == 1
+    (conversion,) = [orjson.loads(v) for v in sent]
+    assert conversion["conversion"]["conversion_id"] == "o1"
+    assert conversion["models"]["linear"]["shares"] == [1.0]
     assert paths[b"c|email"] == b"1" and paths[b"v|email"] == b"10000000"  # counted once

@@ -43,8 +43,9 @@ def spend(event_id: str, ts: int, channel: str, amount: float, currency: str, **
     }
 
 
-def scripted() -> tuple[list[dict], list[bytes]]:
-    """The events (in publishing order), and hostile values for the DLQ."""
+def scripted() -> tuple[list[dict], list[dict], list[bytes]]:
+    """The events (in publishing order), revenue to send once they are applied, and
+    hostile values for the DLQ."""
     events = list(generate(150, seed=23, end_ms=END_MS - 10 * DAY_MS, span_ms=50 * DAY_MS))
     purchases = [e for e in events if e["type"] == "conversion" and e["conversion"] == "purchase"]
     revised = next(e for e in purchases if e["customer_id"] != purchases[0]["customer_id"])
@@ -65,13 +66,6 @@ def scripted() -> tuple[list[dict], list[bytes]]:
             "conversion_id": purchases[0]["conversion_id"],
             "value": 400.0,
             "currency": "EUR",
-        },
-        {
-            "event_id": "rev-2",
-            "type": "revenue",
-            "ts": END_MS - 4 * DAY_MS,
-            "conversion_id": purchases[0]["conversion_id"],
-            "value": 100.0,
         },
         # a late touch before an emitted purchase: its attribution is revised
         interaction(
@@ -120,7 +114,19 @@ def scripted() -> tuple[list[dict], list[bytes]]:
         + b"x" * 600
         + b'"}',
     ]
-    return events, hostile
+    # revenue with no person id finds its person through the conversion index, written once
+    # the conversion's batch is applied: sent after the rest is drained (in the same batch
+    # as its conversion it would be refused as unknown_conversion)
+    orphan = [
+        {
+            "event_id": "rev-2",
+            "type": "revenue",
+            "ts": END_MS - 4 * DAY_MS,
+            "conversion_id": purchases[0]["conversion_id"],
+            "value": 100.0,
+        },
+    ]
+    return events, orphan, hostile
 
 
 def report(settings, *args: str) -> dict:
@@ -132,12 +138,14 @@ def report(settings, *args: str) -> dict:
 @pytest.mark.parametrize("batch_size", [1, 1000])
 def test_live_report_equals_the_offline_report(make_settings, start_worker, tmp_path, batch_size) -> None:
     settings = make_settings(batch_size=batch_size, model_refresh_ms=3_600_000)
-    events, hostile = scripted()
-    path = write_jsonl(tmp_path / "events.jsonl", events)
+    events, orphan, hostile = scripted()
+    path = write_jsonl(tmp_path / "events.jsonl", events + orphan)
     start_worker(settings)
     publish(settings, settings.topic(RAW), events)
     publish(settings, settings.topic(RAW), [(b"c-1", value) for value in hostile])
     wait_drained(settings, timeout=240)
+    publish(settings, settings.topic(RAW), orphan)
+    wait_drained(settings)
 
     dead = values(settings, settings.topic(DLQ))
     reasons = sorted((orjson.loads(d["raw"])["event_id"], d["reason_code"]) for d in dead)

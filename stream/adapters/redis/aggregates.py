@@ -21,6 +21,7 @@ from stream.attribution.paths import VALUE_SCALE, PathCount, parse_path
 from stream.core.config import ReportLimits
 from stream.core.counters import Count
 from stream.core.person import StepResult
+from stream.errors import TransientError
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,45 +65,99 @@ class PartitionStore(RoundTrips):
         self._paths = self.lua("paths")
         self._watermark = self.lua("watermark")
         self._snapshot = redis.register_script(script("snapshot"))
+        self._known_fences: dict[tuple[int, str], int] = {}  # (partition, fence) -> offset
 
     async def add_aggregates(
         self, batches: Sequence[PartitionBatch], persons: Mapping[str, tuple[int, StepResult]]
     ) -> None:
         """One round trip after the person writes: per source partition the path increments
-        (fenced by offset); per accepted person (`persons`: person ->
-        (partition, result)) the sweeper's indexes and the conversion index. Index writes are
-        idempotent, so persons whose events were all replays refresh theirs too."""
+        and report counters of the offsets past its fence, summed; per accepted person
+        (`persons`: person -> (partition, result)) the sweeper's indexes and the conversion
+        index. Index writes are idempotent, so persons whose events were all replays refresh
+        theirs too.
+
+        The fences: this worker remembers each source partition's fence as it last wrote
+        or read it, leaves out the increments at or below it and sums the rest; `paths.lua`
+        applies the sums only if the fence is still that value (compare-and-set) and moves
+        it to the batch's last offset. Were it moved meanwhile (another worker wrote the
+        partition during a rebalance), the batch fails as transient and is retried with the
+        fence read again: a replay never counts twice, and a batch costs one script call
+        per source partition whatever its size."""
         if not batches and not persons:
             return
+        fences = await self._fences(batches)
         pipe = self.pipeline()
         _queue_indexes(pipe, persons)
         for pid, (_partition, result) in persons.items():
             for stored in result.conversions:  # where revenue for a conversion goes
                 pipe.set(conversion_index_key(stored.conversion_id), pid, px=self.ttls.conversion_ms)
         now_ms = int(time.time() * 1000)
+        queued = []
         for batch in batches:
+            fence = fences[batch.partition, batch.fence]
+            if batch.last_offset <= fence:
+                continue  # all of it applied before
             keys = [partition_key(batch.partition, name) for name in ("paths", batch.fence)]
-            args: list[int | str] = [batch.last_offset, self.max_paths, self.ttls.paths_ms]
-            args += [len(batch.increments), self.reports.max_counters]
-            for inc in batch.increments:
-                args += [inc.offset, inc.path, inc.conversions, inc.value_micros, inc.nulls]
-            args += self._report_args(batch, keys, now_ms)
+            args: list[int | str] = [fence, batch.last_offset, self.max_paths, self.ttls.paths_ms]
+            args += [self.reports.max_counters, *self._script_args(batch, fence, keys, now_ms)]
             self._paths.queue(pipe, keys, args)
-        await self.run(pipe)
+            queued.append(batch)
+        replies = await self.run(pipe)
+        self._advance_fences(queued, replies[len(replies) - len(queued) :])
 
-    def _report_args(self, batch: PartitionBatch, keys: list[str], now_ms: int) -> list[int | str]:
-        """The report counters' script arguments; `keys` gets the day hashes they name.
-        Counters of days past the retention are left out (Redis would drop them at once)."""
-        args: list[int | str] = []
-        index: dict[str, int] = {}
+    def forget_fences(self) -> None:
+        """A rebalance: read the fences again before the next write."""
+        self._known_fences.clear()
+
+    async def _fences(self, batches: Sequence[PartitionBatch]) -> dict[tuple[int, str], int]:
+        """Each source partition's fence: remembered, or read (after a start or a rebalance)."""
+        unknown = sorted({(b.partition, b.fence) for b in batches} - set(self._known_fences))
+        if unknown:
+            read = await self.call(self.redis.mget([partition_key(p, name) for p, name in unknown]))
+            self._known_fences |= {
+                k: int(v) if v is not None else -1 for k, v in zip(unknown, read, strict=True)
+            }
+        return self._known_fences
+
+    def _advance_fences(self, batches: Sequence[PartitionBatch], replies: Sequence[Any]) -> None:
+        moved = [b for b, ok in zip(batches, replies, strict=True) if not ok]
+        for batch in batches:
+            self._known_fences[batch.partition, batch.fence] = batch.last_offset
+        for batch in moved:
+            del self._known_fences[batch.partition, batch.fence]
+        if moved:
+            names = ", ".join(f"{b.fence} of partition {b.partition}" for b in moved)
+            raise TransientError(f"{names} moved meanwhile (another worker wrote it): retrying the batch")
+
+    def _script_args(
+        self, batch: PartitionBatch, fence: int, keys: list[str], now_ms: int
+    ) -> list[int | str]:
+        """`paths.lua`'s increments past `fence`, summed: path counts, then report counters
+        (`keys` gets the day hashes they name; days past the retention are left out)."""
+        paths: dict[str, list[int]] = {}
+        for inc in batch.increments:
+            if inc.offset > fence:
+                total = paths.setdefault(inc.path, [0, 0, 0])
+                total[0] += inc.conversions
+                total[1] += inc.value_micros
+                total[2] += inc.nulls
+        args: list[int | str] = [len(paths)]
+        for path, amounts in paths.items():
+            args += [path, *amounts]
+        counters: dict[tuple[str, str], list[Any]] = {}
         for offset, count in batch.counts:
-            expires = self.reports.expires_at(count.day)
-            if expires <= now_ms:
+            if offset > fence:
+                summed = counters.setdefault((count.day, count.field), [count.fold, 0])
+                summed[1] += count.amount
+        index: dict[str, int] = {}
+        for (day, name), (fold, amount) in counters.items():
+            expires = self.reports.expires_at(day)
+            if not amount or expires <= now_ms:
                 continue
-            if count.day not in index:
-                keys.append(partition_key(batch.partition, f"report:{count.day}"))
-                index[count.day] = len(keys)
-            args += [offset, index[count.day], expires, count.field, count.fold, count.amount]
+            if day not in index:
+                keys.append(partition_key(batch.partition, f"report:{day}"))
+                index[day] = len(keys)
+            args += [index[day], expires, name, fold, amount]
         return args
 
     async def report_counters(self, partitions: int, days: Sequence[str]) -> dict[str, int]:
