@@ -6,23 +6,28 @@ fence with the path counts, so a replay never counts twice (docs/reports.md). Th
 says what one event's outputs add, as `Count`s:
 
 - an attribution (`attribution.conversions` value of kind `conversion`), on the day of the
-  conversion, in its currency: for every model and every dimension value its touchpoints'
-  shares `s` add up to, `c|…` += s and `v|…` += s × value (an unattributed conversion: 1
-  and the value under `(unattributed)`); per conversion type the count, value, credited
-  touchpoints and days to conversion; its path's conversions and value; one event of its
-  currency. A revision withdraws what the previous revision added (the same counters,
-  negated: a `withdraw` report message carries that revision) and adds its own;
+  conversion, in its currency: for every model and every distinct *touch profile* (the
+  touchpoint's values of all six dimensions) its touchpoints' shares `s` add up to, `c|…`
+  += s and `v|…` += s × value (an unattributed conversion: 1 and the value under
+  `(unattributed)`); per conversion type the count, value, credited touchpoints and days
+  to conversion; its path's conversions and value; one event of its currency. A revision
+  withdraws what the previous revision added (the same counters, negated: a `withdraw`
+  report message carries that revision) and adds its own;
 - a revenue value (kind `revenue`), on the revenue event's day, in its currency: `r|…` +=
   s × revenue with the shares of the conversion it names, and one event of its currency;
-- an interaction applied to a journey (a `report` message): its cost (`k|…`, in the
-  reporting currency) and one interaction of its kind, per dimension value;
-- a spend event (a `report` message): its amount, in its currency, per dimension value.
+- an interaction applied to a journey (a `COUNT_INTERACTION` marker): its cost (`k|…`, in the
+  reporting currency) and one interaction of its kind, under its profile;
+- a spend event (a `COUNT_SPEND` marker): its amount, in its currency, under its profile
+  (channel, campaign and term; the other dimensions `(none)`).
 
 Counters are integers: money, shares and days in millionths (`SCALE`), so sums are exact
-and independent of order. Every field ends with the one free-text part it has (the
-dimension value, conversion type or path) and names its other parts first, so it splits
-unambiguously; `fold` is the field with that part replaced by `(other)`, where Redis counts
-once a partition's day holds the maximum number of counters.
+and independent of order. Keeping one counter per profile rather than per dimension value
+keeps a conversion's counters as few as its distinct touchpoints (a report sums the
+profiles' counters by the dimension it is asked for). Every field ends with the one
+free-text part it has (the profile, as a JSON array, the conversion type or the path) and
+names its other parts first, so it splits unambiguously; `fold` is the field with that
+part replaced by `(other)` (the profile `OTHER_PROFILE`), where Redis counts once a
+partition's day holds the maximum number of counters.
 """
 
 from __future__ import annotations
@@ -69,17 +74,9 @@ def _micros(x: float) -> int:
     return round(x * SCALE)
 
 
-def interaction_message(event: Event) -> Message:
-    """What an interaction applied to a journey adds (internal, never produced)."""
-    doc = {"interaction": {k: getattr(event, k) for k in ("ts", "cost", "interaction", *DIMENSIONS)}}
-    return Message(REPORT, None, dumps(doc))
-
-
-def spend_message(event: Event) -> Message:
-    doc = {
-        "spend": {k: getattr(event, k) for k in ("ts", "value", "currency", "channel", "campaign", "term")}
-    }
-    return Message(REPORT, None, dumps(doc))
+# internal, never produced: "count the event at this position", which the caller holds
+COUNT_INTERACTION = Message(REPORT, None, b"interaction")
+COUNT_SPEND = Message(REPORT, None, b"spend")
 
 
 def withdraw_message(previous: dict[str, Any]) -> Message:
@@ -87,39 +84,51 @@ def withdraw_message(previous: dict[str, Any]) -> Message:
     return Message(REPORT, None, dumps({"withdraw": previous}))
 
 
-def counts_of(messages: Iterable[Message], currency: str) -> list[Count]:
-    """The counters one event's messages add; `currency`: that of values that name none."""
+def counts_of(event: Event, messages: Iterable[Message], currency: str) -> list[Count]:
+    """The counters that `event` and the messages it emitted add; `currency`: that of
+    values that name none."""
     counts: list[Count] = []
     for msg in messages:
         if msg.topic == CONVERSIONS:
-            doc = orjson.loads(msg.value)
+            doc = msg.doc if msg.doc is not None else orjson.loads(msg.value)
             if doc["kind"] == "revenue":
                 counts += revenue_counts(doc, currency)
             else:
                 counts += attribution_counts(doc, currency)
-        elif msg.topic == REPORT:
-            doc = orjson.loads(msg.value)
-            if "interaction" in doc:
-                counts += interaction_counts(doc["interaction"])
-            elif "spend" in doc:
-                counts += spend_counts(doc["spend"], currency)
-            else:
-                counts += [
-                    Count(c.day, c.field, c.fold, -c.amount)
-                    for c in attribution_counts(doc["withdraw"], currency)
-                ]
+        elif msg.topic != REPORT:
+            continue
+        elif msg.value == COUNT_INTERACTION.value:
+            counts += interaction_counts(event)
+        elif msg.value == COUNT_SPEND.value:
+            counts += spend_counts(event, currency)
+        else:
+            withdrawn = attribution_counts(orjson.loads(msg.value)["withdraw"], currency)
+            counts += [Count(c.day, c.field, c.fold, -c.amount) for c in withdrawn]
     return counts
 
 
-def _groups(doc: dict[str, Any], shares: Sequence[float]) -> dict[tuple[str, str], float]:
-    """(dimension, value) -> the summed share of the touchpoints with that value."""
-    if doc["unattributed"]:
-        return {(dim, UNATTRIBUTED): 1.0 for dim in DIMENSIONS}
-    sums: dict[tuple[str, str], float] = {}
-    for touch, share in zip(doc["touchpoints"], shares, strict=True):
-        for dim in DIMENSIONS:
-            key = (dim, touch.get(dim) or NONE)
-            sums[key] = sums.get(key, 0.0) + share
+def profile(fields: dict[str, Any]) -> str:
+    """A touchpoint's (or interaction's, or spend's) values of the six dimensions, as the
+    JSON array a counter names (null for a missing one)."""
+    return orjson.dumps([fields.get(dim) for dim in DIMENSIONS]).decode()
+
+
+UNATTRIBUTED_PROFILE = orjson.dumps([UNATTRIBUTED] * len(DIMENSIONS)).decode()
+OTHER_PROFILE = orjson.dumps([OTHER] * len(DIMENSIONS)).decode()
+
+
+def _profiled(day: str, prefix: str, group: str, amount: int) -> Count:
+    return Count(day, f"{prefix}|{group}", f"{prefix}|{OTHER_PROFILE}", amount)
+
+
+def _groups(profiles: Sequence[str], shares: Sequence[float]) -> dict[str, float]:
+    """Touch profile -> the summed share of the touchpoints with that profile (the
+    touchpoints' `profiles`; none: an unattributed conversion)."""
+    if not profiles:
+        return {UNATTRIBUTED_PROFILE: 1.0}
+    sums: dict[str, float] = {}
+    for key, share in zip(profiles, shares, strict=True):
+        sums[key] = sums.get(key, 0.0) + share
     return sums
 
 
@@ -129,10 +138,11 @@ def attribution_counts(doc: dict[str, Any], currency: str) -> list[Count]:
     day, cur = day_of(conversion["ts"]), tag(conversion["currency"] or currency)
     value = conversion["value"] or 0.0
     counts = [Count(day, f"x|{cur}", f"x|{cur}", 1)]
+    profiles = [profile(t) for t in doc["touchpoints"]]
     for model, credit in doc["models"].items():
-        for (dim, group), share in _groups(doc, credit["shares"]).items():
-            counts.append(_count(day, f"c|{cur}|{model}|{dim}", group, _micros(share)))
-            counts.append(_count(day, f"v|{cur}|{model}|{dim}", group, _micros(share * value)))
+        for group, share in _groups(profiles, credit["shares"]).items():
+            counts.append(_profiled(day, f"c|{cur}|{model}", group, _micros(share)))
+            counts.append(_profiled(day, f"v|{cur}|{model}", group, _micros(share * value)))
     touches = doc["touchpoints"]
     kind = conversion["conversion"]
     counts += [
@@ -153,26 +163,28 @@ def revenue_counts(doc: dict[str, Any], currency: str) -> list[Count]:
     revenue = doc["revenue"]
     day, cur = day_of(revenue["ts"]), tag(revenue["currency"] or currency)
     counts = [Count(day, f"x|{cur}", f"x|{cur}", 1)]
+    profiles = [profile(t) for t in doc["touchpoints"]]
     for model, credit in doc["models"].items():
-        for (dim, group), share in _groups(doc, credit["shares"]).items():
-            counts.append(_count(day, f"r|{cur}|{model}|{dim}", group, _micros(share * revenue["value"])))
+        for group, share in _groups(profiles, credit["shares"]).items():
+            counts.append(_profiled(day, f"r|{cur}|{model}", group, _micros(share * revenue["value"])))
     return counts
 
 
-def interaction_counts(doc: dict[str, Any]) -> list[Count]:
-    day, kind = day_of(doc["ts"]), tag(doc["interaction"] or NONE)
-    counts = []
-    for dim in DIMENSIONS:
-        group = doc[dim] or NONE
-        counts.append(_count(day, f"i|{dim}|{kind}", group, 1))
-        if doc["cost"]:
-            counts.append(_count(day, f"k|{dim}", group, _micros(doc["cost"])))
+def interaction_counts(event: Event) -> list[Count]:
+    day, kind, group = day_of(event.ts), tag(event.interaction or NONE), _event_profile(event)
+    counts = [_profiled(day, f"i|{kind}", group, 1)]
+    if event.cost:
+        counts.append(_profiled(day, "k", group, _micros(event.cost)))
     return counts
 
 
-def spend_counts(doc: dict[str, Any], currency: str) -> list[Count]:
-    day, cur = day_of(doc["ts"]), tag(doc["currency"] or currency)
-    counts = [Count(day, f"x|{cur}", f"x|{cur}", 1)]
-    for dim in DIMENSIONS:
-        counts.append(_count(day, f"s|{cur}|{dim}", doc.get(dim) or NONE, _micros(doc["value"])))
-    return counts
+def spend_counts(event: Event, currency: str) -> list[Count]:
+    day, cur = day_of(event.ts), tag(event.currency or currency)
+    return [
+        Count(day, f"x|{cur}", f"x|{cur}", 1),
+        _profiled(day, f"s|{cur}", _event_profile(event), _micros(event.value)),
+    ]
+
+
+def _event_profile(event: Event) -> str:
+    return orjson.dumps([getattr(event, dim) for dim in DIMENSIONS]).decode()

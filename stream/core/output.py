@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -29,11 +29,14 @@ UNATTRIBUTED = "(unattributed)"
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One record to produce: a logical topic name, key and value bytes."""
+    """One record to produce: a logical topic name, key and value bytes; `doc`: the value
+    before serialisation, where the message was just built (never stored: a message read
+    back from the outbox has none)."""
 
     topic: str
     key: bytes | None
     value: bytes
+    doc: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def dumps(doc: Any) -> bytes:
@@ -182,7 +185,7 @@ def _row(
 def conversion_messages(doc: dict[str, Any], credit_models: Sequence[str] | None = None) -> list[Message]:
     """The attribution value and its credit rows (of every model, or of `credit_models`: none
     for an empty list), ready to produce."""
-    messages = [Message(CONVERSIONS, doc["person_id"].encode(), dumps(doc))]
+    messages = [Message(CONVERSIONS, doc["person_id"].encode(), dumps(doc), doc)]
     if credit_models != ():
         rows = credit_rows(doc, credit_models)
         messages += [Message(CREDITS, row["channel"].encode(), orjson.dumps(row)) for row in rows]

@@ -28,7 +28,7 @@ from stream.core.apply import apply
 from stream.core.codec import encode_event
 from stream.core.config import Config
 from stream.core.control import CONTROL
-from stream.core.counters import interaction_message, spend_message, withdraw_message
+from stream.core.counters import COUNT_INTERACTION, COUNT_SPEND, withdraw_message
 from stream.core.journey import Approximated, Converted, Corrected, Journey, NullPath, Output, TooLate
 from stream.core.late import merge
 from stream.core.output import (
@@ -196,7 +196,7 @@ class _Run:
         if event.type == "identify":
             return self.identify(item)
         if event.type == "spend":
-            return [spend_message(event)]  # the cost counters of its channel's pseudo-person
+            return [COUNT_SPEND]  # the cost counters of its channel's pseudo-person
         if event.type == "revenue":
             return self.revenue(item)
         if event.type == "conversion" and self.record(event.conversion_id or "") is not None:
@@ -207,7 +207,7 @@ class _Run:
         self.journey, outputs = apply(journey, event, self.config.rules)
         messages = self.messages(item, outputs)
         if event.type == "interaction" and not any(isinstance(o, TooLate) for o in outputs):
-            messages.append(interaction_message(event))  # counted where it joins a journey
+            messages.append(COUNT_INTERACTION)  # counted where it joins a journey
         return messages
 
     def record(self, conversion_id: str) -> Stored | None:

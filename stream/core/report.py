@@ -13,11 +13,13 @@ currencies were left out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from stream.core.counters import DIMENSIONS, SCALE, tag
+import orjson
+
+from stream.core.counters import DIMENSIONS, NONE, SCALE, tag
 
 ROUND = 6
 
@@ -37,9 +39,9 @@ def _num(micros: int) -> float:
 
 
 def _split(counters: Mapping[str, int]) -> dict[str, dict[tuple[str, ...], int]]:
-    """Counters by kind: `c|EUR|linear|channel|email` -> {"c": {("EUR", "linear", "channel",
-    "email"): n}}; the last part (the free text) may hold separators itself."""
-    parts = {"c": 4, "v": 4, "r": 4, "s": 3, "k": 2, "i": 3, "x": 1}
+    """Counters by kind: `c|EUR|linear|<profile>` -> {"c": {("EUR", "linear", "<profile>"):
+    n}}; the last part (the free text) may hold separators itself."""
+    parts = {"c": 3, "v": 3, "r": 3, "s": 2, "k": 1, "i": 2, "x": 1}
     parts |= dict.fromkeys(("tn", "tv", "tp", "ta", "td", "pn", "pv"), 2)
     out: dict[str, dict[tuple[str, ...], int]] = {}
     for name, amount in counters.items():
@@ -76,25 +78,39 @@ def build_report(
     }
 
 
+def _by(by: str) -> Callable[[str], str]:
+    """A touch profile (JSON array) -> its value of dimension `by`, `(none)` if missing."""
+    index = DIMENSIONS.index(by)
+    cache: dict[str, str] = {}
+
+    def group(profile: str) -> str:
+        if profile not in cache:
+            cache[profile] = orjson.loads(profile)[index] or NONE
+        return cache[profile]
+
+    return group
+
+
 def _rows(
     split: dict[str, dict[tuple[str, ...], int]], by: str, models: Sequence[str], cur: str
 ) -> list[dict]:
+    group = _by(by)
     cost: dict[str, int] = {}
-    for (dim, group), micros in split.get("k", {}).items():
-        if dim == by:
-            cost[group] = cost.get(group, 0) + micros
-    for (c, dim, group), micros in split.get("s", {}).items():
-        if c == cur and dim == by:
-            cost[group] = cost.get(group, 0) + micros
+    for (profile,), micros in split.get("k", {}).items():
+        cost[group(profile)] = cost.get(group(profile), 0) + micros
+    for (c, profile), micros in split.get("s", {}).items():
+        if c == cur:
+            cost[group(profile)] = cost.get(group(profile), 0) + micros
     kinds: dict[str, dict[str, int]] = {}
-    for (dim, kind, group), n in split.get("i", {}).items():
-        if dim == by and n:
-            kinds.setdefault(group, {})[kind] = kinds.get(group, {}).get(kind, 0) + n
+    for (kind, profile), n in split.get("i", {}).items():
+        if n:
+            per_kind = kinds.setdefault(group(profile), {})
+            per_kind[kind] = per_kind.get(kind, 0) + n
     credited: dict[str, dict[str, list[int]]] = {}  # group -> model -> [conversions, value, revenue]
     for i, kind in enumerate("cvr"):
-        for (c, model, dim, group), micros in split.get(kind, {}).items():
-            if c == cur and dim == by and model in models:
-                credited.setdefault(group, {}).setdefault(model, [0, 0, 0])[i] += micros
+        for (c, model, profile), micros in split.get(kind, {}).items():
+            if c == cur and model in models:
+                credited.setdefault(group(profile), {}).setdefault(model, [0, 0, 0])[i] += micros
     groups = (
         {g for g, m in cost.items() if m}
         | set(kinds)

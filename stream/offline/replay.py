@@ -126,9 +126,9 @@ class EventReplay:
     def _control(self, kind: ControlKind, pid: str, last_ts: int, ts: int) -> None:
         list(self._apply(control_event(kind, pid, last_ts, ts)))
 
-    def _count(self, pid: str, messages: list[Message]) -> None:
-        """The report counters of one event's messages, as `paths.lua` applies them."""
-        for count in counts_of(messages, self.config.currency):
+    def _count(self, pid: str, event: Event, messages: list[Message]) -> None:
+        """The report counters of one event and its messages, as `paths.lua` applies them."""
+        for count in counts_of(event, messages, self.config.currency):
             if self.reports.expires_at(count.day) <= self.now_ms:
                 continue
             counters = self.counters.setdefault((self.partition(pid), count.day), {})
@@ -184,7 +184,7 @@ class EventReplay:
             wanted = {cid: self.stored[cid][1] for cid in result.lacking if cid in self.stored}
             state = dataclasses.replace(state, conversions={**state.conversions, **wanted})
             result = step(pid, state, [item], self.config, self.snapshot)
-        self._count(pid, [m for messages in result.outbox.values() for m in messages])
+        self._count(pid, event, [m for messages in result.outbox.values() for m in messages])
         self.states[pid] = dataclasses.replace(result.state, conversions={}, others={})
         self.states |= result.tombstones
         self.stored |= {c.conversion_id: (pid, c.record) for c in result.conversions}

@@ -25,7 +25,7 @@ from stream.core.control import CONTROL
 from stream.core.counters import Count, counts_of
 from stream.core.output import Message, read_path_message
 from stream.core.person import Positioned, StepResult, split_position
-from stream.core.records import RawRecord
+from stream.core.records import Event, RawRecord
 from stream.core.topics import CONVERSIONS, PATHS, REPORT, SESSIONS
 from stream.errors import TransientError
 from stream.runtime.metrics import Metrics, count_labels, observe_all
@@ -82,9 +82,10 @@ class JourneyProcessor:
         persons = {pid: (partitions[pid], r) for pid, r in results.items()}
         # the path counts (fenced by offset) and the outputs are independent: both must be done
         # before the batch is acked, in either order; a retry applies neither twice
+        events = {p.position: p.event for items in by_person.values() for p in items}
         await gather_all(
             self.aggregates.add_aggregates(
-                _partition_batches(records, outputs, self.raw_topic, self.config.currency), persons
+                _partition_batches(records, outputs, events, self.raw_topic, self.config.currency), persons
             ),
             self.emitter.emit(
                 [m for o in outputs.values() for ms in o.values() for m in ms if m.topic not in INTERNAL]
@@ -173,7 +174,11 @@ class JourneyProcessor:
 
 
 def _partition_batches(
-    records: Sequence[RawRecord], outputs: dict[str, dict[str, list[Message]]], raw_topic: str, currency: str
+    records: Sequence[RawRecord],
+    outputs: dict[str, dict[str, list[Message]]],
+    events: Mapping[str, Event],
+    raw_topic: str,
+    currency: str,
 ) -> list[PartitionBatch]:
     """Per source `topic:partition`: the batch's highest offset, its path increments and its
     report counters in offset order, under that source's fence."""
@@ -191,7 +196,7 @@ def _partition_batches(
             for msg in messages:
                 if msg.topic == PATHS:
                     increments[tp].append(PathIncrement(offset, *read_path_message(msg.value)))
-            counts[tp] += [(offset, c) for c in counts_of(messages, currency)]
+            counts[tp] += [(offset, c) for c in counts_of(events[position], messages, currency)]
     return [
         PartitionBatch(
             *sources[tp], last[tp], sorted(incs, key=lambda i: i.offset), sorted(counts[tp], key=_first)

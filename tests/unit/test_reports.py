@@ -10,11 +10,14 @@ import pytest
 
 from stream.core.config import Config, Limits, Rules
 from stream.core.counters import (
+    COUNT_INTERACTION,
+    COUNT_SPEND,
+    DIMENSIONS,
+    Count,
     attribution_counts,
     counts_of,
     day_of,
-    interaction_message,
-    spend_message,
+    profile,
     withdraw_message,
 )
 from stream.core.output import Message
@@ -70,11 +73,30 @@ def conversion_doc(
     }
 
 
-def totals(*messages: Message, currency: str = "EUR") -> dict[str, int]:
+NO_EVENT = Event("x", "conversion", D0, "P")  # the messages' event, where they need none
+
+
+def summed(counts: list[Count]) -> dict[str, int]:
     out: dict[str, int] = {}
-    for c in counts_of(messages, currency):
+    for c in counts:
         out[c.field] = out.get(c.field, 0) + c.amount
     return {k: v for k, v in out.items() if v}
+
+
+def totals(*messages: Message, currency: str = "EUR", event: Event = NO_EVENT) -> dict[str, int]:
+    return summed(counts_of(event, messages, currency))
+
+
+def by(counters: dict[str, int], prefix: str, dim: str) -> dict[str, int]:
+    """The counters `<prefix>|<profile>` summed by their profile's value of `dim`."""
+    index = DIMENSIONS.index(dim)
+    out: dict[str, int] = {}
+    for name, amount in counters.items():
+        head, _, profile = name.rpartition("|[")
+        if head == prefix:
+            group = orjson.loads("[" + profile)[index] or "(none)"
+            out[group] = out.get(group, 0) + amount
+    return out
 
 
 def msg(doc: dict) -> Message:
@@ -95,11 +117,12 @@ def test_day_is_the_utc_calendar_day():
 def test_an_attribution_counts_shares_value_type_path_and_currency():
     """linear: 0.5 each of a 100 EUR purchase on 2026-09-25, first touch 2 days before."""
     counts = totals(msg(conversion_doc(TWO, {"linear": [0.5, 0.5]})))
-    assert counts["c|EUR|linear|channel|email"] == 500_000
-    assert counts["v|EUR|linear|channel|paid_search"] == 50_000_000  # 0.5 x 100
-    assert counts["c|EUR|linear|campaign|spring"] == 500_000
-    assert counts["c|EUR|linear|term|(none)"] == 500_000 and counts["c|EUR|linear|term|shoes"] == 500_000
-    assert counts["c|EUR|linear|medium_kind|(none)"] == 1_000_000  # both touches have none
+    assert by(counts, "c|EUR|linear", "channel") == {"email": 500_000, "paid_search": 500_000}
+    assert by(counts, "v|EUR|linear", "channel") == {"email": 50_000_000, "paid_search": 50_000_000}
+    assert by(counts, "c|EUR|linear", "campaign") == {"spring": 500_000, "brand": 500_000}
+    assert by(counts, "c|EUR|linear", "term") == {"(none)": 500_000, "shoes": 500_000}
+    assert by(counts, "c|EUR|linear", "medium_kind") == {"(none)": 1_000_000}  # both touches have none
+    assert len([n for n in counts if n.startswith("c|")]) == 2  # one counter per touch profile
     assert (counts["tn|EUR|purchase"], counts["tv|EUR|purchase"]) == (1, 100_000_000)
     assert (counts["tp|EUR|purchase"], counts["ta|EUR|purchase"]) == (2, 1)
     assert counts["td|EUR|purchase"] == 2_000_000  # 25th - 23rd = 2 days
@@ -113,7 +136,7 @@ def test_an_attribution_counts_shares_value_type_path_and_currency():
 def test_touches_with_the_same_value_add_up_before_rounding():
     """Three email touches at 1/3 each: one counter of 1.0, not 3 x 0.333333."""
     doc = conversion_doc([touch("email", D0)] * 3, {"linear": [1 / 3] * 3})
-    assert totals(msg(doc))["c|EUR|linear|channel|email"] == 1_000_000
+    assert by(totals(msg(doc)), "c|EUR|linear", "channel") == {"email": 1_000_000}
 
 
 def test_a_conversion_without_currency_counts_in_the_default_one():
@@ -122,9 +145,9 @@ def test_a_conversion_without_currency_counts_in_the_default_one():
 
 def test_an_unattributed_conversion_counts_one_in_every_dimension_and_no_days():
     counts = totals(msg(conversion_doc([], {"linear": []}, value=40.0)))
-    for dim in ("channel", "campaign", "term", "medium_kind", "directness", "stage"):
-        assert counts[f"c|EUR|linear|{dim}|(unattributed)"] == 1_000_000
-        assert counts[f"v|EUR|linear|{dim}|(unattributed)"] == 40_000_000
+    for dim in DIMENSIONS:
+        assert by(counts, "c|EUR|linear", dim) == {"(unattributed)": 1_000_000}
+        assert by(counts, "v|EUR|linear", dim) == {"(unattributed)": 40_000_000}
     assert counts["tn|EUR|purchase"] == 1 and "tp|EUR|purchase" not in counts  # 0 touchpoints
     assert "ta|EUR|purchase" not in counts and "td|EUR|purchase" not in counts  # out of the days mean
     assert counts["pn|EUR|(unattributed)"] == 1
@@ -144,9 +167,9 @@ def test_late_revenue_is_dated_by_its_own_day_and_credited_by_the_conversions_sh
     stored = Stored(conversion_doc(TWO, {"linear": [0.5, 0.5]}))
     revenue = Event("r1", "revenue", D0 + 9 * DAY, "P", conversion_id="o1", value=50.0)
     doc, _ = revenue_doc(revenue, stored)
-    counts = counts_of([msg(doc)], "EUR")
+    counts = counts_of(NO_EVENT, [msg(doc)], "EUR")
     assert {c.day for c in counts} == {"2026-10-01"}
-    assert totals(msg(doc))["r|EUR|linear|channel|email"] == 25_000_000
+    assert by(totals(msg(doc)), "r|EUR|linear", "channel") == {"email": 25_000_000, "paid_search": 25_000_000}
     assert totals(msg(doc))["x|EUR"] == 1
 
 
@@ -163,10 +186,15 @@ def test_interactions_count_cost_and_kind_per_dimension():
         cost=0.4,
     )
     seen = Event("i2", "interaction", D0, "P", channel="paid_search", interaction="impression")
-    counts = totals(interaction_message(click), interaction_message(seen))
-    assert counts["k|channel|paid_search"] == 400_000
-    assert counts["i|channel|click|paid_search"] == 1 and counts["i|channel|impression|paid_search"] == 1
-    assert counts["k|term|shoes"] == 400_000 and counts["i|term|impression|(none)"] == 1
+    counts = totals(COUNT_INTERACTION, event=click) | {}
+    for name, n in totals(COUNT_INTERACTION, event=seen).items():
+        counts[name] = counts.get(name, 0) + n
+    assert by(counts, "k", "channel") == {"paid_search": 400_000}
+    assert by(counts, "i|click", "channel") == {"paid_search": 1}
+    assert by(counts, "i|impression", "channel") == {"paid_search": 1}
+    assert by(counts, "k", "term") == {"shoes": 400_000} and by(counts, "i|impression", "term") == {
+        "(none)": 1
+    }
 
 
 def test_spend_counts_its_amount_in_its_currency():
@@ -180,9 +208,11 @@ def test_spend_counts_its_amount_in_its_currency():
         value=120.0,
         currency="USD",
     )
-    counts = totals(spend_message(spend))
-    assert counts["s|USD|channel|paid_search"] == 120_000_000
-    assert counts["s|USD|campaign|brand"] == 120_000_000 and counts["s|USD|term|(none)"] == 120_000_000
+    counts = totals(COUNT_SPEND, event=spend)
+    assert by(counts, "s|USD", "channel") == {"paid_search": 120_000_000}
+    assert by(counts, "s|USD", "campaign") == {"brand": 120_000_000}
+    assert by(counts, "s|USD", "term") == {"(none)": 120_000_000}
+    assert by(counts, "s|USD", "stage") == {"(none)": 120_000_000}
     assert counts["x|USD"] == 1
 
 
@@ -190,13 +220,14 @@ def test_the_report_derives_cpa_roas_ctr_and_leaves_other_currencies_out():
     """email: 10 of cost, 2 clicks of 4 impressions; linear credits it 0.5 conversions and
     50 of value, plus 25 of revenue: CPA 10 / 0.5 = 20, ROAS (50 + 25) / 10 = 7.5, CTR 0.5.
     paid_search has no cost: CPA 0 / 0.5 = 0, ROAS null. The USD spend is left out."""
+    email, paid_search = profile({"channel": "email"}), profile({"channel": "paid_search"})
     counters = totals(msg(conversion_doc(TWO, {"linear": [0.5, 0.5]})))
     counters |= {
-        "r|EUR|linear|channel|email": 25_000_000,
-        "k|channel|email": 10_000_000,
-        "i|channel|click|email": 2,
-        "i|channel|impression|email": 4,
-        "s|USD|channel|paid_search": 7_000_000,
+        f"r|EUR|linear|{email}": 25_000_000,
+        f"k|{email}": 10_000_000,
+        f"i|click|{email}": 2,
+        f"i|impression|{email}": 4,
+        f"s|USD|{paid_search}": 7_000_000,
         "x|USD": 1,
     }
     report = build_report(counters, ("2026-09-22", "2026-09-28"), "channel", ["linear"], "EUR")
@@ -266,9 +297,8 @@ def test_a_revision_without_its_stored_record_asks_for_it_and_then_withdraws_it(
     assert withdrawn.lacking == []
     reports = [m for m in withdrawn.outbox["t:0@3"] if m.topic == REPORT]
     assert orjson.loads(reports[0].value) == {"withdraw": stored.record.attribution}
-    counts = totals(*first.outbox["t:0@2"], *withdrawn.outbox["t:0@3"])
-    assert counts["c|EUR|linear|channel|email"] == 500_000
-    assert counts["c|EUR|linear|channel|paid_search"] == 500_000
+    counts = totals(*first.outbox["t:0@2"], *withdrawn.outbox["t:0@3"], event=late)
+    assert by(counts, "c|EUR|linear", "channel") == {"email": 500_000, "paid_search": 500_000}
     assert counts["tn|EUR|purchase"] == 1 and counts["tp|EUR|purchase"] == 2
 
 
@@ -319,7 +349,8 @@ def test_the_report_json_matches_its_schema():
 
     schema = json.loads(resources.files("stream").joinpath("schemas/report.schema.json").read_text())
     counters = totals(msg(conversion_doc(TWO, {"linear": [0.5, 0.5], "first_touch": [1.0, 0.0]})))
-    counters |= {"k|channel|email": 10_000_000, "i|channel|click|email": 2, "x|USD": 3}
+    email = profile({"channel": "email"})
+    counters |= {f"k|{email}": 10_000_000, f"i|click|{email}": 2, "x|USD": 3}
     for by in ("channel", "term", "stage"):
         report = build_report(counters, ("2026-09-22", "2026-09-28"), by, ["linear", "first_touch"], "EUR")
         Draft202012Validator(schema).validate(report)

@@ -34,15 +34,23 @@ for i = 7, first_report - 1, 4 do
   redis.call('HINCRBY', KEYS[1], 'v|' .. path, ARGV[i + 2])
   redis.call('HINCRBY', KEYS[1], 'n|' .. path, ARGV[i + 3])
 end
-local expiries = {}
+local expiries, incoming, roomy = {}, {}, {}
 for i = first_report, #ARGV, 5 do
-  local key = KEYS[tonumber(ARGV[i])]
+  local k = tonumber(ARGV[i])
+  incoming[k] = (incoming[k] or 0) + 1
+end
+for k, n in pairs(incoming) do  -- a hash with room for every field of this call skips the checks
+  roomy[k] = redis.call('HLEN', KEYS[k]) + n <= counters_cap
+end
+for i = first_report, #ARGV, 5 do
+  local k = tonumber(ARGV[i])
   local field = ARGV[i + 2]
-  if redis.call('HEXISTS', key, field) == 0 and redis.call('HLEN', key) >= counters_cap then
+  if not roomy[k] and redis.call('HEXISTS', KEYS[k], field) == 0
+      and redis.call('HLEN', KEYS[k]) >= counters_cap then
     field = ARGV[i + 3]
   end
-  redis.call('HINCRBY', key, field, ARGV[i + 4])
-  expiries[key] = ARGV[i + 1]
+  redis.call('HINCRBY', KEYS[k], field, ARGV[i + 4])
+  expiries[KEYS[k]] = ARGV[i + 1]
 end
 for key, at in pairs(expiries) do
   redis.call('PEXPIREAT', key, at)
