@@ -14,7 +14,7 @@ import asyncio
 import csv
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +43,24 @@ def add_parser(sub: Any) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from stream.attribution import check_names
-    from stream.core.report import build_report, days_between
+    from stream.core.report import parse_query, report_of
 
-    first, last = _period(args.first, args.last)
-    models = (
-        check_names(tuple(m.strip() for m in args.models.split(",") if m.strip())) if args.models else None
-    )
-    models = models or settings.config().models
-    if args.top_paths < 0:
-        raise CliError("--top-paths must be 0 or more")
-    days = days_between(first, last)
+    names = tuple(m.strip() for m in (args.models or "").split(",") if m.strip())
+    try:
+        query = parse_query(
+            args.first,
+            args.last,
+            datetime.now(UTC).date(),
+            by=args.by,
+            models=check_names(names) or settings.config().models,
+            currency=args.currency or settings.currency,
+            top_paths=args.top_paths,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    days = query.days
     counters = _offline(settings, args.events, days) if args.events else _live(settings, days)
-    currency = args.currency or settings.currency
-    report = build_report(counters, (first, last), args.by, models, currency, args.top_paths)
+    report = report_of(counters, query)
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     elif args.format == "csv":
@@ -63,17 +68,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     else:
         _tables(report)
     return 0
-
-
-def _period(first: str | None, last: str | None) -> tuple[str, str]:
-    try:
-        end = date.fromisoformat(last) if last else datetime.now(UTC).date()
-        start = date.fromisoformat(first) if first else end - timedelta(days=6)
-    except ValueError as exc:
-        raise CliError(f"--from/--to: {exc} (expected YYYY-MM-DD)") from None
-    if start > end:
-        raise CliError(f"empty period: --from {start} is after --to {end}")
-    return start.isoformat(), end.isoformat()
 
 
 def _live(settings: Settings, days: list[str]) -> dict[str, int]:

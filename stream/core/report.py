@@ -14,6 +14,7 @@ currencies were left out.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -22,6 +23,52 @@ import orjson
 from stream.core.counters import DIMENSIONS, NONE, SCALE, tag
 
 ROUND = 6
+
+
+@dataclass(frozen=True, slots=True)
+class ReportQuery:
+    """What a report covers: whole UTC days `first`..`last`, rows `by` one dimension."""
+
+    first: str
+    last: str
+    by: str = "channel"
+    models: tuple[str, ...] = ()
+    currency: str = "EUR"
+    top_paths: int = 10
+
+    @property
+    def days(self) -> list[str]:
+        return days_between(self.first, self.last)
+
+
+def parse_query(
+    first: str | None,
+    last: str | None,
+    today: date,
+    *,
+    by: str | None = None,
+    models: tuple[str, ...] = (),
+    currency: str = "EUR",
+    top_paths: str | int | None = None,
+) -> ReportQuery:
+    """A report's query from user text (CLI flags, web parameters); ValueError says what is
+    wrong in one line. The period defaults to the 7 days up to `today`."""
+    try:
+        end = date.fromisoformat(last) if last else today
+        start = date.fromisoformat(first) if first else end - timedelta(days=6)
+    except ValueError as exc:
+        raise ValueError(f"from/to: {exc} (expected YYYY-MM-DD)") from None
+    if start > end:
+        raise ValueError(f"empty period: from {start} is after to {end}")
+    if (by or "channel") not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {by!r}; expected one of {', '.join(DIMENSIONS)}")
+    try:
+        top = 10 if top_paths is None else int(top_paths)
+    except ValueError:
+        top = -1
+    if top < 0:
+        raise ValueError(f"top paths must be a whole number, 0 or more (got {top_paths!r})")
+    return ReportQuery(start.isoformat(), end.isoformat(), by or "channel", models, currency, top)
 
 
 def days_between(first: str, last: str) -> list[str]:
@@ -50,6 +97,13 @@ def _split(counters: Mapping[str, int]) -> dict[str, dict[tuple[str, ...], int]]
             key = tuple(rest.split("|", parts[kind] - 1))
             out.setdefault(kind, {})[key] = amount
     return out
+
+
+def report_of(counters: Mapping[str, int], query: ReportQuery) -> dict[str, Any]:
+    """The report a query asks for, over the summed counters of its days."""
+    return build_report(
+        counters, (query.first, query.last), query.by, query.models, query.currency, query.top_paths
+    )
 
 
 def build_report(

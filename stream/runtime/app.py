@@ -48,11 +48,13 @@ from stream.runtime.models import ModelKeeper
 from stream.runtime.pipeline import Pipeline
 from stream.runtime.retry import RetryPolicy
 from stream.runtime.sweeper import Sweeper
+from stream.runtime.web import register_pages
 from stream.settings import Settings
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> BatchApp:
-    """Build the Faust app: both batch handlers, the timers, `/metrics` and `/models/refresh`."""
+    """Build the Faust app: the batch handler, the timers, `/metrics`, `/models/refresh` and
+    the pages of `stream.runtime.web` (`/health`, `/ready`, `/api/report`)."""
     registry = registry or CollectorRegistry()
     metrics = Metrics.create(registry)
     app = faust_app(settings, metrics)
@@ -60,6 +62,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     parts = Parts.build(app, settings, metrics)
     register_handlers(app, settings, parts)
     register_timers(app, settings, parts)
+    register_pages(app, settings, parts)
     return app
 
 

@@ -121,15 +121,18 @@ class MeteredRetries:
 
     metrics: Metrics
     log: RetryObserver = field(default_factory=LogRetries)
+    stalled: set[str] = field(default_factory=set)  # the operations waiting now (`/ready`)
 
     def retrying(self, what: str, failures: int, delay: float, exc: BaseException) -> None:
         self.log.retrying(what, failures, delay, exc)
         self.metrics.retries.labels(what).inc()
         self.metrics.stalled.labels(what).set(1)
+        self.stalled.add(what)
 
     def recovered(self, what: str, failures: int) -> None:
         self.log.recovered(what, failures)
         self.metrics.stalled.labels(what).set(0)
+        self.stalled.discard(what)
 
 
 def observe_all(histogram: Histogram, values: Iterable[float]) -> None:

@@ -61,7 +61,7 @@ def test_report_errors_are_one_line_and_exit_2(make_settings, tmp_path) -> None:
         (["--from", "2026-10-02", "--to", "2026-10-01"], "empty period"),
         (["--models", "linear,nope"], "unknown attribution model 'nope'"),
         (["--events", str(tmp_path / "nope.jsonl")], "no such file"),
-        (["--top-paths", "-1"], "--top-paths"),
+        (["--top-paths", "-1"], "top paths must be"),
     ]
     for args, why in cases:
         done = touchstream(settings, "report", *args)

@@ -355,3 +355,24 @@ def test_the_report_json_matches_its_schema():
         report = build_report(counters, ("2026-09-22", "2026-09-28"), by, ["linear", "first_touch"], "EUR")
         Draft202012Validator(schema).validate(report)
     assert build_report({}, ("2026-09-22", "2026-09-22"), "channel", ["linear"], "EUR")["rows"] == []
+
+
+def test_a_query_defaults_to_the_last_seven_days_and_says_what_is_wrong():
+    from datetime import date
+
+    from stream.core.report import parse_query
+
+    today = date(2026, 9, 30)
+    q = parse_query(None, None, today)
+    assert (q.first, q.last, q.by, q.top_paths) == ("2026-09-24", "2026-09-30", "channel", 10)
+    assert len(q.days) == 7
+    assert parse_query("2026-09-01", "2026-09-01", today, by="term", top_paths="3").days == ["2026-09-01"]
+    for args, kwargs, why in (
+        (("2026-09-31", None), {}, "YYYY-MM-DD"),
+        (("2026-09-02", "2026-09-01"), {}, "empty period"),
+        ((None, None), {"by": "colour"}, "unknown dimension"),
+        ((None, None), {"top_paths": "-1"}, "top paths"),
+        ((None, None), {"top_paths": "many"}, "top paths"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            parse_query(*args, today, **kwargs)
