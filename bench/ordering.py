@@ -57,11 +57,11 @@ def scrape(settings: Settings) -> str:
 def lateness(text: str) -> tuple[float, float, float]:
     """(events applied, events applied late, p99 lateness in ms as a bucket bound)."""
     buckets = sorted(
-        (float(le), float(n))
-        for le, n in re.findall(r'touchstream_event_lateness_ms_bucket\{le="([^"]+)"\} (\S+)', text)
+        (float(le) * 1000, float(n))
+        for le, n in re.findall(r'touchstream_event_lateness_seconds_bucket\{le="([^"]+)"\} (\S+)', text)
         if le != "+Inf"
     )
-    total = float(re.search(r"touchstream_event_lateness_ms_count (\S+)", text).group(1))  # type: ignore[union-attr]
+    total = float(re.search(r"touchstream_event_lateness_seconds_count (\S+)", text).group(1))  # type: ignore[union-attr]
     on_time = buckets[0][1] if buckets else 0.0
     p99 = next((le for le, n in buckets if n >= 0.99 * total), float("inf"))
     return total, total - on_time, p99
@@ -115,9 +115,15 @@ def run(
         while time.monotonic() - started < 600:
             text = scrape(settings)
             skew = max(
-                [skew, *(float(v) for v in re.findall(r"touchstream_partition_skew_ms\{[^}]*\} (\S+)", text))]
+                [
+                    skew,
+                    *(
+                        1000 * float(v)
+                        for v in re.findall(r"touchstream_partition_skew_seconds\{[^}]*\} (\S+)", text)
+                    ),
+                ]
             )
-            now = metric(settings, 'touchstream_batch_size_sum{agent="journeys"}')
+            now = metric(settings, 'touchstream_batch_size_sum{stage="journeys"}')
             if now != applied:
                 applied, still_since = now, time.monotonic()
             elif applied >= published and time.monotonic() - still_since > 1 and not lagging(settings):

@@ -154,7 +154,7 @@ class JourneyProcessor:
         m.replayed.inc(sum(len(r.replayed) for r in results.values()))
         m.duplicates.inc(sum(r.duplicates for r in results.values()))
         m.approximated.inc(sum(r.approximated for r in results.values()))
-        observe_all(m.lateness_ms, [late for r in results.values() for late in r.lateness_ms])
+        observe_all(m.lateness_seconds, [late / 1000 for r in results.values() for late in r.lateness_ms])
         converted: list[str] = []  # positions of the events that emitted an attribution
         closed: list[str] = []
         for result in results.values():
@@ -170,7 +170,7 @@ class JourneyProcessor:
             sent = {(_source(rec), rec.offset): rec.timestamp for rec in records}
             now = time.time()
             for position in converted:
-                m.latency_ms.observe(max(0.0, now - sent[split_position(position)]) * 1000)
+                m.latency_seconds.observe(max(0.0, now - sent[split_position(position)]))
 
 
 def _partition_batches(

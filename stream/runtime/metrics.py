@@ -7,18 +7,18 @@ registry; together they are served on the worker's `/metrics` page.
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from stream.runtime.retry import LogRetries, RetryObserver
 
-LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)  # seconds
 BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000)
-SECOND, MINUTE, HOUR, DAY = 1000, 60_000, 3_600_000, 86_400_000
+SECOND, MINUTE, HOUR, DAY = 1, 60, 3600, 86_400  # seconds
 # how far behind the person's last event an event arrives: 0 in order, then up to the lookback
-LATENESS_BUCKETS_MS = (
+LATENESS_BUCKETS = (
     0,
     SECOND,
     10 * SECOND,
@@ -43,14 +43,15 @@ class Metrics:
     duplicates: Counter
     refused_writes: Counter
     batch_size: Histogram
-    latency_ms: Histogram
+    latency_seconds: Histogram
     retries: Counter
     stalled: Gauge
     identity_conflicts: Counter
-    lateness_ms: Histogram
+    lateness_seconds: Histogram
     approximated: Counter
-    partition_skew_ms: Gauge
+    partition_skew_seconds: Gauge
     owned_partitions: Gauge
+    consumer_lag: Gauge
     partitions_holding: Gauge
 
     @classmethod
@@ -74,7 +75,12 @@ class Metrics:
             replayed=counter("replayed_events", "Events already applied (fenced), outputs re-emitted"),
             duplicates=counter("duplicate_events", "Events skipped because their event_id was seen"),
             refused_writes=counter("refused_writes", "Person writes refused by the fence (stale version)"),
-            batch_size=histogram("batch_size", "Events per processing batch", BATCH_BUCKETS, ("agent",)),
+            batch_size=histogram(
+                "batch_size",
+                "Records per batch: routed (ingest), applied (journeys)",
+                BATCH_BUCKETS,
+                ("stage",),
+            ),
             identity_conflicts=counter(
                 "identity_conflicts",
                 "identify events refused: the anonymous id is mapped to another customer",
@@ -87,31 +93,44 @@ class Metrics:
                 "1 while an operation is waiting for Redis or the broker to come back",
                 ("operation",),
             ),
-            lateness_ms=histogram(
-                "event_lateness_ms",
-                "How far (event time) behind the person's last event an event was applied, milliseconds",
-                LATENESS_BUCKETS_MS,
+            lateness_seconds=histogram(
+                "event_lateness_seconds",
+                "How far (event time) behind the person's last event an event was applied",
+                LATENESS_BUCKETS,
             ),
             approximated=counter(
                 "late_approximated",
                 "Late interactions older than the re-derive window, made a touchpoint of their own",
             ),
-            partition_skew_ms=gauge(
-                "partition_skew_ms",
-                "Event-time spread between the partitions a handler reads with records still to hand "
-                "on (the next to hand on of each), milliseconds",
-                ("handler",),
-            ),
-            owned_partitions=gauge("owned_partitions", "Person-keyed (and raw) partitions this worker owns"),
-            partitions_holding=gauge(
-                "partitions_holding",
-                "Partitions a handler reads whose fetched records are held back, waiting for the others",
-                ("handler",),
-            ),
-            latency_ms=histogram(
-                "latency_ms", "Conversion produced to attribution emitted, milliseconds", LATENCY_BUCKETS_MS
+            **_partition_gauges(gauge),
+            latency_seconds=histogram(
+                "latency_seconds", "Conversion produced to attribution emitted", LATENCY_BUCKETS
             ),
         )
+
+
+def _partition_gauges(gauge: Callable[..., Gauge]) -> dict[str, Gauge]:
+    """The gauges about the partitions a worker owns and reads."""
+    return {
+        "partition_skew_seconds": gauge(
+            "partition_skew_seconds",
+            "Event-time spread between the partitions a handler reads with records still to hand "
+            "on (the next to hand on of each)",
+            ("handler",),
+        ),
+        "owned_partitions": gauge("owned_partitions", "Person-keyed (and raw) partitions this worker owns"),
+        "consumer_lag": gauge(
+            "consumer_lag_records",
+            "Records of an owned partition not yet committed: its end offset (polled from the "
+            "broker on a timer) minus the group's committed offset",
+            ("topic", "partition"),
+        ),
+        "partitions_holding": gauge(
+            "partitions_holding",
+            "Partitions a handler reads whose fetched records are held back, waiting for the others",
+            ("handler",),
+        ),
+    }
 
 
 @dataclass(frozen=True)

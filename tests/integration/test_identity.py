@@ -41,7 +41,7 @@ def test_anonymous_devices_merge_into_the_customer_exactly_once(
     conflicting = identify("id4", "a-1", "c-9", T0 + 3 * HOUR + 4 * MIN)
     publish(settings, raw, browsing)
     wait_until(  # the anonymous browsing is applied before anyone identifies
-        lambda: metric(settings, 'touchstream_batch_size_sum{agent="journeys"}') >= len(browsing),
+        lambda: metric(settings, 'touchstream_batch_size_sum{stage="journeys"}') >= len(browsing),
         timeout=30,
         what="anonymous browsing applied",
     )

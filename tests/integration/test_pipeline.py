@@ -95,6 +95,11 @@ def test_scripted_journeys_are_attributed_exactly(make_settings, start_worker) -
     assert metric(settings, "faust_consumer_commit_latency_count") > 0
     assert metric(settings, 'faust_assignment_operations_total{operation="completed"}') >= 1
     assert metric(settings, "faust_rebalance_done_latency_count") >= 1
+    # conversion -> attribution latency, in seconds (Prometheus' base unit)
+    attributed = len(SCRIPT_CONVERSIONS)
+    assert metric(settings, "touchstream_latency_seconds_count") == attributed
+    assert 0 < metric(settings, "touchstream_latency_seconds_sum") < 60 * attributed
+    assert metric(settings, 'touchstream_batch_size_sum{stage="journeys"}') >= len(SCRIPT)
 
 
 MALFORMED: list[tuple[bytes, str]] = [

@@ -237,7 +237,7 @@ def test_kills_rebalances_and_restarts_lose_nothing(chaos_services, tmp_path, re
         if worker.proc is None or worker.proc.poll() is not None:
             return 0.0
         try:
-            return metric(worker.settings, 'touchstream_batch_size_sum{agent="journeys"}')
+            return metric(worker.settings, 'touchstream_batch_size_sum{stage="journeys"}')
         except OSError:
             return 0.0
 
