@@ -109,3 +109,11 @@ def test_the_producer_internals_the_emitter_uses() -> None:
     assert parameters(AIOKafkaProducer.create_batch) == []
     assert parameters(AIOKafkaProducer.send_batch) == ["batch", "topic", "partition"]
     assert parameters(AIOKafkaClient._wait_on_metadata) == ["topic"]
+
+
+def test_the_faust_metric_the_app_unregisters_and_the_lag_it_asks_for() -> None:
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+
+    assert "events_runtime_latency" in FaustMetrics._fields  # unregistered by create_app
+    assert "_metrics" in inspect.getsource(PrometheusMonitor.__init__)  # where create_app finds it
+    assert parameters(faust_aiokafka.Consumer.highwaters) == ["partitions"]  # the lag timer
