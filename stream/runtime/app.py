@@ -15,7 +15,6 @@ else that fails in a handler crashes the worker, which restarts from the committ
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import tempfile
@@ -51,9 +50,6 @@ from stream.runtime.retry import RetryPolicy
 from stream.runtime.sweeper import Sweeper
 from stream.runtime.web import register_pages
 from stream.settings import Settings
-
-log = logging.getLogger("touchstream.app")
-LAG_INTERVAL_S = 5.0  # how often the consumer lag is measured
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> BatchApp:
@@ -188,25 +184,7 @@ def register_timers(app: BatchApp, settings: Settings, parts: Parts) -> None:
     @app.on_partitions_assigned.connect
     async def count_owned(sender: BatchApp, assigned: set[TP], **kwargs: object) -> None:
         parts.metrics.owned_partitions.set(sum(tp.topic == persons for tp in assigned))
-        parts.metrics.consumer_lag.clear()  # partitions given away are not this worker's lag
         parts.pipeline.aggregates.forget_fences()  # another worker may have moved them meanwhile
-
-    @app.timer(LAG_INTERVAL_S)
-    async def measure_lag() -> None:
-        """End offsets asked of the broker (not the fetcher's: they stop moving when fetching
-        stops), against the committed offsets."""
-        assigned = sorted(app.consumer.assignment())
-        if not assigned:
-            return
-        try:
-            ends = await app.consumer.highwaters(*assigned)
-        except Exception as exc:  # the broker away: the gauge keeps its last values
-            log.warning("consumer lag not measured (%s: %s)", type(exc).__name__, exc)
-            return
-        committed = app.consumer._committed_offset
-        for tp in assigned:
-            lag = max(0, (ends.get(tp) or 0) - (committed.get(tp) or 0))
-            parts.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     @app.task
     async def load_model_snapshot() -> None:

@@ -51,7 +51,6 @@ class Metrics:
     approximated: Counter
     partition_skew_seconds: Gauge
     owned_partitions: Gauge
-    consumer_lag: Gauge
     partitions_holding: Gauge
 
     @classmethod
@@ -119,12 +118,6 @@ def _partition_gauges(gauge: Callable[..., Gauge]) -> dict[str, Gauge]:
             ("handler",),
         ),
         "owned_partitions": gauge("owned_partitions", "Person-keyed (and raw) partitions this worker owns"),
-        "consumer_lag": gauge(
-            "consumer_lag_records",
-            "Records of an owned partition not yet committed: its end offset (polled from the "
-            "broker on a timer) minus the group's committed offset",
-            ("topic", "partition"),
-        ),
         "partitions_holding": gauge(
             "partitions_holding",
             "Partitions a handler reads whose fetched records are held back, waiting for the others",

@@ -41,6 +41,6 @@ def test_metrics_and_alert_rules_pass_promtool_and_name_real_metrics(make_settin
     assert rules.returncode == 0 and b"SUCCESS: 6 rules found" in rules.stdout, rules.stderr.decode()
 
     families = set(re.findall(r"^# TYPE (\S+)", exposed.decode(), re.MULTILINE))
-    named = set(re.findall(r"\b(touchstream_[a-z_]+)", ALERTS.read_text()))
+    named = set(re.findall(r"\b((?:touchstream|faust)_[a-z_]+)", ALERTS.read_text()))
     missing = {m for m in named if re.sub(r"_(bucket|total)$", "", m) not in families and m not in families}
     assert named and missing == set()
