@@ -42,17 +42,16 @@ def add_parser(sub: Any) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from stream.attribution import check_names
     from stream.core.report import parse_query, report_of
 
-    names = tuple(m.strip() for m in (args.models or "").split(",") if m.strip())
     try:
         query = parse_query(
             args.first,
             args.last,
             datetime.now(UTC).date(),
             by=args.by,
-            models=check_names(names) or settings.config().models,
+            models=args.models,
+            default_models=settings.config().models,
             currency=args.currency or settings.currency,
             top_paths=args.top_paths,
         )

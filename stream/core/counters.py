@@ -66,8 +66,9 @@ def tag(text: str) -> str:
     return text.replace("|", "/")
 
 
-def _count(day: str, prefix: str, free: str, amount: int) -> Count:
-    return Count(day, f"{prefix}|{free}", f"{prefix}|{OTHER}", amount)
+def _count(day: str, prefix: str, free: str, amount: int, other: str = OTHER) -> Count:
+    """A counter `<prefix>|<free>`, folding into `<prefix>|<other>` past the cap."""
+    return Count(day, f"{prefix}|{free}", f"{prefix}|{other}", amount)
 
 
 def _micros(x: float) -> int:
@@ -110,7 +111,11 @@ def counts_of(event: Event, messages: Iterable[Message], currency: str) -> list[
 def profile(fields: dict[str, Any]) -> str:
     """A touchpoint's (or interaction's, or spend's) values of the six dimensions, as the
     JSON array a counter names (null for a missing one)."""
-    return orjson.dumps([fields.get(dim) for dim in DIMENSIONS]).decode()
+    return _profile(fields.get(dim) for dim in DIMENSIONS)
+
+
+def _profile(values: Iterable[str | None]) -> str:
+    return orjson.dumps(list(values)).decode()
 
 
 UNATTRIBUTED_PROFILE = orjson.dumps([UNATTRIBUTED] * len(DIMENSIONS)).decode()
@@ -118,7 +123,7 @@ OTHER_PROFILE = orjson.dumps([OTHER] * len(DIMENSIONS)).decode()
 
 
 def _profiled(day: str, prefix: str, group: str, amount: int) -> Count:
-    return Count(day, f"{prefix}|{group}", f"{prefix}|{OTHER_PROFILE}", amount)
+    return _count(day, prefix, group, amount, OTHER_PROFILE)
 
 
 def _groups(profiles: Sequence[str], shares: Sequence[float]) -> dict[str, float]:
@@ -187,4 +192,4 @@ def spend_counts(event: Event, currency: str) -> list[Count]:
 
 
 def _event_profile(event: Event) -> str:
-    return orjson.dumps([getattr(event, dim) for dim in DIMENSIONS]).decode()
+    return _profile(getattr(event, dim) for dim in DIMENSIONS)

@@ -47,12 +47,17 @@ def parse_query(
     today: date,
     *,
     by: str | None = None,
-    models: tuple[str, ...] = (),
+    models: str | None = None,
+    default_models: tuple[str, ...] = (),
     currency: str = "EUR",
     top_paths: str | int | None = None,
 ) -> ReportQuery:
     """A report's query from user text (CLI flags, web parameters); ValueError says what is
-    wrong in one line. The period defaults to the 7 days up to `today`."""
+    wrong in one line. The period defaults to the 7 days up to `today`; `models` (comma
+    separated) to `default_models`."""
+    from stream.attribution import check_names  # numpy: only where a report is asked for
+
+    names = check_names(m.strip() for m in (models or "").split(",") if m.strip()) or default_models
     try:
         end = date.fromisoformat(last) if last else today
         start = date.fromisoformat(first) if first else end - timedelta(days=6)
@@ -68,7 +73,7 @@ def parse_query(
         top = -1
     if top < 0:
         raise ValueError(f"top paths must be a whole number, 0 or more (got {top_paths!r})")
-    return ReportQuery(start.isoformat(), end.isoformat(), by or "channel", models, currency, top)
+    return ReportQuery(start.isoformat(), end.isoformat(), by or "channel", names, currency, top)
 
 
 def days_between(first: str, last: str) -> list[str]:

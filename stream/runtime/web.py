@@ -48,17 +48,15 @@ def register_pages(app: Any, settings: Settings, parts: Any) -> None:
 
     @app.page("/api/report")
     async def report(web: View, request: Request) -> Response:
-        from stream.attribution import check_names
-
         q = request.query
         try:
-            names = tuple(m.strip() for m in q.get("models", "").split(",") if m.strip())
             query = parse_query(
                 q.get("from"),
                 q.get("to"),
                 datetime.now(UTC).date(),
                 by=q.get("by"),
-                models=check_names(names) or config.models,
+                models=q.get("models"),
+                default_models=config.models,
                 currency=q.get("currency") or settings.currency,
                 top_paths=q.get("top_paths"),
             )
