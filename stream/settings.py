@@ -52,6 +52,13 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise SettingsError(f"expected true or false, got {text!r}")
+    return value in ("true", "1", "yes", "on")
+
+
 _protocol = _choice(*KAFKA_PROTOCOLS)
 _mechanism = _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -100,11 +107,17 @@ class Settings:
     app_id: str = _setting("touchstream", "Faust app id: consumer group and internal topic prefix")
     topic_prefix: str = _setting("", "Prefix prepended to every public topic name")
     partitions: int = _setting(8, "Partitions of the topics Touchstream creates", int)
+    replication_factor: int = _setting(
+        1, "Replication factor of the topics Touchstream creates (3 in production)", int
+    )
     kafka_session_timeout_ms: int = _setting(
         30_000, "Consumer group session timeout: how soon a dead worker's partitions move", _duration_ms
     )
-    web_host: str = _setting("127.0.0.1", "Worker web server bind address (/metrics)")
-    web_port: int = _setting(6066, "Worker web server port (/metrics)", int)
+    web_host: str = _setting("127.0.0.1", "Worker web server bind address (/metrics, /dashboard)")
+    web_port: int = _setting(6066, "Worker web server port (/metrics, /dashboard)", int)
+    web_actions: bool = _setting(
+        False, "Serve the state-changing web endpoints (POST /models/refresh); read-only if false", _flag
+    )
     batch_size: int = _setting(
         1000, "Max records per Kafka fetch; each topic's share is processed as one batch", int
     )
@@ -176,6 +189,7 @@ class Settings:
     def __post_init__(self) -> None:
         positive = (
             "partitions",
+            "replication_factor",
             "batch_size",
             "journey_cap",
             "recent_ids",

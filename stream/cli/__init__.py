@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from stream import __version__
 from stream import settings as settings_mod
-from stream.cli import attribute, demo, produce, report, simulate, tail, worker
+from stream.cli import attribute, demo, produce, report, simulate, tail, topics, worker
 from stream.errors import CliError, SettingsError
 from stream.settings import Settings, unknown_variables
 
@@ -23,6 +23,7 @@ COMMANDS = {
     "simulate": simulate,
     "produce": produce,
     "tail": tail,
+    "topics": topics,
     "attribute": attribute,
     "report": report,
 }

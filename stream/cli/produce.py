@@ -12,7 +12,7 @@ import orjson
 
 from stream.adapters.kafka import clients
 from stream.adapters.kafka.security import aiokafka_options
-from stream.adapters.kafka.topics import ensure_topics
+from stream.cli.topics import create_missing
 from stream.core.topics import RAW
 from stream.errors import CliError
 from stream.settings import Settings
@@ -42,7 +42,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if not args.file.is_file():
         raise CliError(f"no such file: {args.file}")
     topic = args.topic or settings.topic(RAW)
-    asyncio.run(ensure_topics(settings))
+    create_missing(settings)
     sent = asyncio.run(
         clients.produce(
             settings.kafka_bootstrap_servers,

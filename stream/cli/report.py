@@ -22,7 +22,7 @@ import orjson
 
 from stream.core.counters import DIMENSIONS
 from stream.errors import CliError
-from stream.settings import Settings
+from stream.settings import Settings, redact_url
 
 FORMATS = ("table", "json", "csv")
 
@@ -87,7 +87,8 @@ def _live(settings: Settings, days: list[str]) -> dict[str, int]:
     try:
         return asyncio.run(read())
     except (RedisConnectionError, TimeoutError, OSError, ResponseError) as exc:
-        raise CliError(f"cannot read the report counters from Redis at {settings.redis_url}: {exc}") from None
+        where = redact_url(settings.redis_url)
+        raise CliError(f"cannot read the report counters from Redis at {where}: {exc}") from None
 
 
 def _offline(settings: Settings, events: Path, days: list[str]) -> dict[str, int]:

@@ -12,7 +12,7 @@ import orjson
 
 from stream.adapters.kafka import clients
 from stream.adapters.kafka.security import aiokafka_options
-from stream.adapters.kafka.topics import ensure_topics
+from stream.cli.topics import create_missing
 from stream.core.topics import RAW
 from stream.devtools.simulate import generate
 from stream.settings import Settings
@@ -33,7 +33,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             for event in events:
                 out.write(orjson.dumps(event) + b"\n")
         return 0
-    asyncio.run(ensure_topics(settings))
+    create_missing(settings)
     records = (clients.event_record(e) for e in events)
     sent = asyncio.run(
         clients.produce(

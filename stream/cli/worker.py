@@ -5,15 +5,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import sys
+import time
 from typing import Any
 
-from stream.adapters.kafka.topics import ensure_topics
+from stream.cli.topics import KafkaUnreachable, create_missing
 from stream.settings import Settings
 
 
 def add_parser(sub: Any) -> None:
     worker = sub.add_parser("worker", help="run a worker (handlers, timers, /metrics); run more to scale out")
     worker.add_argument("--web-port", type=int, help="overrides TOUCHSTREAM_WEB_PORT")
+
+
+def provision(settings: Settings) -> None:
+    """The topics, the missing ones created (TOUCHSTREAM_PARTITIONS, _REPLICATION_FACTOR). A
+    broker not up yet is waited for, one line per attempt; a refusal is one line and exit 2."""
+    delay = 1.0
+    while True:
+        try:
+            create_missing(settings)
+            return
+        except KafkaUnreachable as exc:
+            print(
+                f"touchstream: {exc}; waiting for it, next try in {delay:.0f} s", file=sys.stderr, flush=True
+            )
+            time.sleep(delay)  # a backoff: nothing else runs in the process yet
+            delay = min(delay * 2, 30.0)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -23,7 +41,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.web_port:
         settings = Settings.from_env(web_port=args.web_port)
-    asyncio.run(ensure_topics(settings))
+    provision(settings)
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings)
     # The hot path allocates many short-lived containers and almost no cycles: collect the

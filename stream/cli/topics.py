@@ -1,0 +1,132 @@
+"""`touchstream topics create|list`: provision Touchstream's topics, or show them.
+
+`create` makes every missing topic (the public ones with `TOUCHSTREAM_TOPIC_PREFIX`, and
+the person-keyed one of `TOUCHSTREAM_APP_ID`) with `TOUCHSTREAM_PARTITIONS` partitions and
+`TOUCHSTREAM_REPLICATION_FACTOR` replicas, as a worker does at start, and leaves existing
+ones as they are. Both print one line per topic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from stream.adapters.kafka.topics import TopicState, describe_topics, ensure_topics
+from stream.errors import CliError, SettingsError
+from stream.settings import Settings, _duration_ms, env_name
+
+
+def add_parser(sub: Any) -> None:
+    topics = sub.add_parser(
+        "topics", help="create Touchstream's topics before the first worker, or list them"
+    )
+    actions = topics.add_subparsers(dest="action", required=True)
+    create = actions.add_parser(
+        "create",
+        help="create the missing topics: TOUCHSTREAM_PARTITIONS partitions, "
+        "TOUCHSTREAM_REPLICATION_FACTOR replicas; existing ones are left as they are",
+    )
+    create.add_argument(
+        "--retention-ms",
+        metavar="DURATION",
+        help="retention.ms of the topics created, e.g. 14d (default: the broker's log.retention)",
+    )
+    create.add_argument(
+        "--min-insync-replicas",
+        type=int,
+        metavar="N",
+        help="min.insync.replicas of the topics created (default: the broker's); "
+        "2 with a replication factor of 3",
+    )
+    actions.add_parser("list", help="every topic's partitions and replication factor, or that it is missing")
+
+
+def topic_configs(settings: Settings, args: argparse.Namespace) -> dict[str, str]:
+    """The topic configs of `create`'s flags, checked."""
+    configs = {}
+    if args.retention_ms is not None:
+        try:
+            retention = _duration_ms(args.retention_ms)
+        except SettingsError as exc:
+            raise CliError(f"--retention-ms: {exc}") from None
+        if retention <= 0:
+            raise CliError(f"--retention-ms must be positive, got {args.retention_ms!r}")
+        configs["retention.ms"] = str(retention)
+    if args.min_insync_replicas is not None:
+        if not 1 <= args.min_insync_replicas <= settings.replication_factor:
+            raise CliError(
+                f"--min-insync-replicas must be between 1 and TOUCHSTREAM_REPLICATION_FACTOR "
+                f"({settings.replication_factor}), got {args.min_insync_replicas}"
+            )
+        configs["min.insync.replicas"] = str(args.min_insync_replicas)
+    return configs
+
+
+def describe(states: list[TopicState], settings: Settings) -> list[str]:
+    """One line per topic: status, name, partitions, replication factor, and what differs
+    from the settings."""
+    width = max(len(state.name) for state in states)
+    lines = []
+    for state in states:
+        line = f"{state.status:<8} {state.name:<{width}}"
+        if state.status != "missing":
+            line += f"  partitions={state.partitions}  replication_factor={state.replication_factor}"
+            if state.partitions != settings.partitions:
+                line += f"  (TOUCHSTREAM_PARTITIONS is {settings.partitions})"
+            if state.replication_factor < settings.replication_factor:
+                line += f"  (TOUCHSTREAM_REPLICATION_FACTOR is {settings.replication_factor})"
+        lines.append(line.rstrip())
+    return lines
+
+
+class KafkaUnreachable(CliError):
+    """No broker answered at the bootstrap servers (a worker waits for one; a command stops)."""
+
+
+def _call(settings: Settings, work: Coroutine[Any, Any, list[TopicState]]) -> list[TopicState]:
+    """Run `work`; a broker that cannot be reached, or that refuses, is a one-line error (and
+    aiokafka's own log lines about it are not printed: the error says it)."""
+    where = settings.kafka_bootstrap_servers
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)
+    try:
+        return asyncio.run(work)
+    except KafkaConnectionError:
+        raise KafkaUnreachable(
+            f"cannot reach Kafka at {where} (TOUCHSTREAM_KAFKA_BOOTSTRAP_SERVERS)"
+        ) from None
+    except KafkaError as exc:  # a broker's refusal says its name ("[Error 38] InvalidReplication…")
+        said = str(exc) if type(exc).__name__ in str(exc) else f"{type(exc).__name__}: {exc}"
+        raise CliError(f"Kafka at {where}: {said}") from None
+    except OSError as exc:  # a TLS file that cannot be read, or is no certificate (ssl.SSLError)
+        files = [
+            f"{env_name(name)}={getattr(settings, name)}"
+            for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+            if getattr(settings, name)
+        ]
+        raise CliError(
+            f"cannot load the Kafka TLS files ({', '.join(files) or 'system CAs'}): {exc}"
+        ) from None
+    finally:
+        aiokafka_log.setLevel(level)
+
+
+def create_missing(settings: Settings, configs: dict[str, str] | None = None) -> list[TopicState]:
+    """Every topic, the missing ones created (`ensure_topics`); Kafka errors as one line."""
+    return _call(settings, ensure_topics(settings, configs))
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        states = create_missing(settings, topic_configs(settings, args))
+    else:
+        states = _call(settings, describe_topics(settings))
+    for line in describe(states, settings):
+        print(line)
+    return 0
