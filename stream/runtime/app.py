@@ -7,7 +7,7 @@ One batch handler (fed whole fetched batches by the batch consumer, not by Faust
     <app>-touchpoints.persons P + those --load / step / fenced store--> attribution.*, touchpoints.sessions
 Timers: sweep (ask due persons of the owned partitions to close idle sessions / expire
 journeys); models (refresh the data-driven snapshot from the path counts; also GET
-/models/refresh).
+/models/refresh); the consumer lag (`stream.runtime.lag`, asked of the broker every 5 s).
 
 Everything transient (Redis or the broker away) is retried by one `RetryPolicy`; anything
 else that fails in a handler crashes the worker, which restarts from the committed offsets.
@@ -28,9 +28,10 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
+from stream.adapters.kafka.clients import LagProbe
 from stream.adapters.kafka.consumer import BatchApp
 from stream.adapters.kafka.emitter import Emitter
-from stream.adapters.kafka.security import faust_credentials
+from stream.adapters.kafka.security import aiokafka_options, faust_credentials
 from stream.adapters.kafka.topics import persons_topic, topic_name
 from stream.adapters.redis.aggregates import PartitionStore
 from stream.adapters.redis.connection import Ttls, connect
@@ -38,18 +39,22 @@ from stream.adapters.redis.directory import Directory
 from stream.adapters.redis.persons import PersonStore
 from stream.core.codec import decode_event
 from stream.core.config import DAY_MS, Limits
+from stream.core.live import LiveWindow
 from stream.core.records import Event, RawRecord
 from stream.core.topics import RAW
 from stream.core.validation import Rejection, validate
 from stream.runtime.ingest import Ingestor
 from stream.runtime.journeys import JourneyProcessor
-from stream.runtime.metrics import MeteredRetries, Metrics
+from stream.runtime.lag import LagMeter
+from stream.runtime.metrics import MeteredRetries, Metrics, sample_of
 from stream.runtime.models import ModelKeeper
 from stream.runtime.pipeline import Pipeline
 from stream.runtime.retry import RetryPolicy
 from stream.runtime.sweeper import Sweeper
 from stream.runtime.web import register_pages
 from stream.settings import Settings
+
+LIVE_INTERVAL_S = 2.0
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> BatchApp:
@@ -111,6 +116,9 @@ class Parts:
     sweeper: Sweeper
     retry: RetryPolicy
     retries: MeteredRetries
+    lag: LagMeter
+    live: LiveWindow
+    worker_id: str
 
     @classmethod
     def build(cls, app: BatchApp, settings: Settings, metrics: Metrics) -> Parts:
@@ -142,6 +150,14 @@ class Parts:
             ),
             retry=RetryPolicy(),
             retries=MeteredRetries(metrics),
+            lag=LagMeter(
+                partial(LagProbe, settings.kafka_bootstrap_servers, aiokafka_options(settings)),
+                settings.app_id,
+                lambda: app.consumer.assignment(),
+                metrics.consumer_lag,
+            ),
+            live=LiveWindow(),
+            worker_id=worker_id,
         )
 
 
@@ -186,6 +202,13 @@ def register_timers(app: BatchApp, settings: Settings, parts: Parts) -> None:
         parts.metrics.owned_partitions.set(sum(tp.topic == persons for tp in assigned))
         parts.pipeline.aggregates.forget_fences()  # another worker may have moved them meanwhile
 
+    app.service(parts.lag)  # started and stopped with the app, on its event loop
+
+    @app.timer(LIVE_INTERVAL_S)
+    async def sample_live() -> None:
+        """The dashboard's rates and latency (`/api/live`) from the counters, every 2 s."""
+        parts.live.add(sample_of(parts.metrics, time.monotonic()))  # rates immune to clock steps
+
     @app.task
     async def load_model_snapshot() -> None:
         await parts.retry.run(parts.models.load, "models", parts.retries)
@@ -194,11 +217,16 @@ def register_timers(app: BatchApp, settings: Settings, parts: Parts) -> None:
     async def refresh_models() -> None:
         await parts.retry.run(parts.models.refresh, "models", parts.retries)
 
-    @app.page("/models/refresh")
-    async def refresh_models_now(web: View, request: Request) -> Response:
-        """On-demand refresh: recompute the snapshot from the path counts now and return it."""
-        snapshot = await parts.models.refresh()
-        return web.json(snapshot.doc() if snapshot else {"snapshot_id": None})
+    if settings.web_actions:  # state-changing: off unless TOUCHSTREAM_WEB_ACTIONS
+
+        @app.page("/models/refresh")
+        class RefreshModels(View):
+            """On-demand refresh: recompute the snapshot from the path counts now, return it.
+            POST only, so that no page a browser merely visits can set it off."""
+
+            async def post(self, request: Request) -> Response:
+                snapshot = await parts.models.refresh()
+                return self.json(snapshot.doc() if snapshot else {"snapshot_id": None})
 
     @app.timer(settings.sweep_interval_ms / 1000)
     async def sweep() -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from stream.core.live import Sample
 from stream.runtime.retry import LogRetries, RetryObserver
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)  # seconds
@@ -51,6 +52,7 @@ class Metrics:
     approximated: Counter
     partition_skew_seconds: Gauge
     owned_partitions: Gauge
+    consumer_lag: Gauge
     partitions_holding: Gauge
 
     @classmethod
@@ -118,6 +120,12 @@ def _partition_gauges(gauge: Callable[..., Gauge]) -> dict[str, Gauge]:
             ("handler",),
         ),
         "owned_partitions": gauge("owned_partitions", "Person-keyed (and raw) partitions this worker owns"),
+        "consumer_lag": gauge(
+            "consumer_lag_records",
+            "Records of a partition this worker holds past the group's committed offset (end "
+            "offsets asked of the broker on a timer, not the fetcher's)",
+            ("topic", "partition"),
+        ),
         "partitions_holding": gauge(
             "partitions_holding",
             "Partitions a handler reads whose fetched records are held back, waiting for the others",
@@ -158,3 +166,18 @@ def count_labels(counter: Counter, labels: Iterable[str]) -> None:
     called per batch, as `labels()` costs too much to call per event."""
     for label, n in Tally(labels).items():
         counter.labels(label).inc(n)
+
+
+def sample_of(metrics: Metrics, at: float) -> Sample:
+    """The counters the dashboard shows (`stream.core.live`), read from the metrics now."""
+
+    def totals(counter: Counter, label: str) -> dict[str, float]:
+        return {s.labels[label]: s.value for s in counter.collect()[0].samples if s.name.endswith("_total")}
+
+    [out] = [s.value for s in metrics.attributions_out.collect()[0].samples if s.name.endswith("_total")]
+    buckets = [
+        (float(s.labels["le"]), s.value)
+        for s in metrics.latency_seconds.collect()[0].samples
+        if s.name.endswith("_bucket")
+    ]
+    return Sample(at, totals(metrics.events_in, "type"), totals(metrics.dlq, "reason"), out, buckets)

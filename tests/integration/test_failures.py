@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+import urllib.request
 
 import pytest
 import redis as redis_sync
@@ -36,12 +37,15 @@ def test_redis_outage_stalls_then_resumes_and_loses_nothing(make_settings, start
         publish(settings, settings.topic(RAW), second)
         wait_until(lambda: metric(settings, 'touchstream_stalled{operation="journeys"}') == 1, what="stalled")
         assert metric(settings, 'touchstream_retries_total{operation="journeys"}') >= 1
+        # the lag is measured against the broker's end offsets while nothing is committed
+        wait_until(lambda: lag_of(settings, settings.topic(RAW)) == len(second), what="the lag of the outage")
         redis_server.restart()  # AOF: the state written before the outage is back
         wait_until(
             lambda: metric(settings, 'touchstream_stalled{operation="journeys"}') == 0, what="recovered"
         )
 
         wait_drained(settings)
+        wait_until(lambda: lag_of(settings, settings.topic(RAW)) == 0, what="no lag once drained")
         by_id = by_attribution_id(read_all(settings, settings.topic(CONVERSIONS)))
         assert all(len(v) == 1 for v in by_id.values())  # duplicates only byte-identical
         assert sorted(v for vs in by_id.values() for v in vs) == sorted(
@@ -49,6 +53,18 @@ def test_redis_outage_stalls_then_resumes_and_loses_nothing(make_settings, start
         )
     finally:
         redis_server.stop()
+
+
+def lag_of(settings, topic: str) -> float:
+    """`touchstream_consumer_lag_records`, summed over the partitions of `topic`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/metrics", timeout=5) as page:
+        lines = page.read().decode().splitlines()
+    mine = [
+        line
+        for line in lines
+        if line.startswith("touchstream_consumer_lag_records{") and f'topic="{topic}"' in line
+    ]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in mine)
 
 
 def one_per_partition(settings) -> list[dict]:

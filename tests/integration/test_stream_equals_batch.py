@@ -35,7 +35,8 @@ def events_file(tmp_path_factory) -> tuple[list[dict], Path]:
 
 def refresh_model(settings) -> dict[str, Any]:
     """The worker's on-demand model refresh: the snapshot it has now."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/models/refresh", timeout=30) as page:
+    url = f"http://127.0.0.1:{settings.web_port}/models/refresh"
+    with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as page:
         return orjson.loads(page.read())
 
 
@@ -61,6 +62,7 @@ def test_stream_equals_batch(make_settings, start_worker, events_file, tmp_path,
         lookback_ms=30 * DAY_MS,
         sweep_interval_ms=1000,
         model_refresh_ms=3_600_000,
+        web_actions=True,  # POST /models/refresh
     )
     model_file = tmp_path / "model.json"
     expected = sorted(

@@ -1,5 +1,5 @@
-"""The worker's own web pages: /health, /ready and /api/report (the JSON of `touchstream
-report` for the same parameters)."""
+"""The worker's own web pages: /health, /ready, /api/report (the JSON of `touchstream
+report` for the same parameters), /api/live, and nothing that changes state unless enabled."""
 
 from __future__ import annotations
 
@@ -26,6 +26,15 @@ def get(settings, path: str) -> tuple[int, dict]:
         return err.code, orjson.loads(err.read())
 
 
+def status_of(settings, path: str, method: str = "GET") -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{settings.web_port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as page:
+            return page.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
 def test_health_readiness_and_the_live_report(make_settings, start_worker) -> None:
     settings = make_settings()
     start_worker(settings)
@@ -35,6 +44,13 @@ def test_health_readiness_and_the_live_report(make_settings, start_worker) -> No
 
     publish(settings, settings.topic(RAW), SCRIPT)
     wait_drained(settings)
+    status, live = get(settings, "/api/live")
+    assert status == 200 and set(live) == {"worker", "now", "history", "latency", "lag"}
+    wait_until(lambda: get(settings, "/api/live")[1]["lag"]["records"] == 0, 30, "the lag measured: 0")
+    # read-only by default: the model refresh is not served; no file outside the dashboard's own
+    assert status_of(settings, "/models/refresh") == status_of(settings, "/models/refresh", "POST") == 404
+    assert status_of(settings, "/dashboard") == status_of(settings, "/dashboard/dashboard.js") == 200
+    assert status_of(settings, "/dashboard/__init__.py") == 404
     params = {"from": "2026-01-01", "to": "2026-12-31", "models": "linear,first_touch", "by": "campaign"}
     query = "&".join(f"{k}={v}" for k, v in params.items())
     status, served = get(settings, f"/api/report?{query}")

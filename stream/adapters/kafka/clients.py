@@ -143,27 +143,51 @@ async def group_lag(
     bootstrap: str, group: str, topics: Iterable[str], options: Mapping[str, Any] | None = None
 ) -> dict[TopicPartition, int]:
     """Per partition of `topics`: records past consumer group `group`'s committed offset
-    (no commit counts as offset 0). The committed offsets are read before the end offsets:
-    0 everywhere means that every record the topics held when their ends were read had
-    been committed, hence processed, by the group."""
-    options = options or {}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **options
-    )
-    await admin.start()
+    (no commit counts as offset 0), asked of the broker once (`LagProbe`)."""
+    probe = LagProbe(bootstrap, options)
+    await probe.start()
     try:
-        await consumer.start()
-        try:
-            committed = await admin.list_consumer_group_offsets(group)
-            tps = [tp for topic in topics for tp in await partitions_of(admin, topic)]
-            ends = await consumer.end_offsets(tps)
-        finally:
-            await consumer.stop()
+        tps = [tp for topic in topics for tp in await partitions_of(probe.admin, topic)]
+        return await probe.lag(group, tps)
     finally:
-        await admin.close()
-    done = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
-    return {tp: max(0, ends[tp] - done.get(tp, 0)) for tp in tps}
+        await probe.stop()
+
+
+class LagProbe:
+    """A consumer group's lag asked of the broker: its committed offsets (the group
+    coordinator's) against the partitions' end offsets, with clients of its own, so that it
+    measures while the group's consumer is stuck or not fetching."""
+
+    def __init__(self, bootstrap: str, options: Mapping[str, Any] | None = None) -> None:
+        options = options or {}
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **options
+        )
+
+    async def start(self) -> None:
+        await self.admin.start()
+        try:
+            await self.consumer.start()
+        except BaseException:
+            await self.admin.close()
+            raise
+
+    async def stop(self) -> None:
+        try:
+            await self.consumer.stop()
+        finally:
+            await self.admin.close()
+
+    async def lag(self, group: str, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """Records past the committed offset per partition (no commit counts as offset 0).
+        The committed offsets are read before the end offsets: 0 everywhere means that every
+        record the partitions held when their ends were read had been committed."""
+        tps = list(tps)
+        committed = await self.admin.list_consumer_group_offsets(group, partitions=tps)
+        ends = await self.consumer.end_offsets(tps) if tps else {}
+        done = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
+        return {tp: max(0, ends[tp] - done.get(tp, 0)) for tp in tps}
 
 
 async def partitions_of(admin: AIOKafkaAdminClient, topic: str) -> list[TopicPartition]:
