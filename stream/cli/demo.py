@@ -1,4 +1,5 @@
-"""`touchstream demo`: broker, Redis, a worker and the simulator, with live attribution on screen.
+"""`touchstream demo`: broker, Redis, a worker and the simulator; a live summary on screen (rich
+`Live`: rates, lag, latency, credit per channel, the last conversions) beside the dashboard.
 
 Everything runs locally with no Docker (`stream.devtools.services`); KAFKA_BOOTSTRAP_SERVERS /
 REDIS_URL point it at existing services instead. Ctrl-C stops everything.
@@ -10,29 +11,48 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import http.client
 import signal
 import tempfile
 import time
+import urllib.request
+from collections import deque
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
 
 from stream.adapters.kafka import clients
 from stream.adapters.kafka.security import aiokafka_options
-from stream.adapters.kafka.topics import ensure_topics
+from stream.cli.topics import create_missing
+from stream.core.summary import channel_rows, conversion_line, headline
 from stream.core.topics import CONVERSIONS, RAW
-from stream.devtools.runner import WorkerProcess, metric
+from stream.devtools.runner import WorkerProcess
 from stream.devtools.services import local_services
 from stream.devtools.simulate import endless
 from stream.settings import Settings
 
-SHOWN_MODELS = ("first_touch", "linear", "time_decay", "last_touch")
+TABLE_MODELS = ("first_touch", "linear", "last_touch")
+LINE_MODELS = ("last_touch", "linear")
+RECENT = 6  # conversions shown
+PERIOD_DAYS = 30
+POLL_S = 2.0
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def web_url(settings: Settings, path: str) -> str:
+    """The worker's web page `path`, on loopback when the server listens on every address."""
+    host = "127.0.0.1" if settings.web_host in ("0.0.0.0", "::", "") else settings.web_host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.web_port}{path}"
 
 
 def add_parser(sub: Any) -> None:
@@ -50,23 +70,25 @@ def run_demo(settings: Settings, customers: int, rate: float) -> int:
     console = Console()
     with tempfile.TemporaryDirectory(prefix="touchstream-demo-") as tmp:  # Kafka data: gigabytes
         workdir = Path(tmp)
-        console.print(f"[bold]Touchstream demo[/] — starting Kafka and Redis in {workdir} …")
+        console.print(
+            f"[bold]Touchstream demo[/] — dashboard: {web_url(settings, '/dashboard')} (once it is up)"
+        )
+        console.print(f"starting Kafka and Redis in {workdir} …")
         with local_services(workdir) as (bootstrap, redis_url):
             settings = dataclasses.replace(
                 settings,
                 kafka_bootstrap_servers=bootstrap,
                 redis_url=redis_url,
+                replication_factor=1,  # the demo's one local broker
                 app_id=f"touchstream-demo-{int(time.time())}",
                 log_level="info",
             )
-            asyncio.run(ensure_topics(settings))
+            create_missing(settings)
             worker = WorkerProcess(settings, workdir / "worker.log")
             console.print(f"broker {bootstrap} · redis {redis_url} · starting worker (log: {worker.log}) …")
             try:
                 worker.start(timeout=120)
-                console.print(
-                    f"worker ready · metrics on http://{settings.web_host}:{settings.web_port}/metrics"
-                )
+                console.print(f"worker ready · dashboard: {web_url(settings, '/dashboard')} · Ctrl-C stops")
                 with contextlib.suppress(KeyboardInterrupt):
                     asyncio.run(_live(settings, customers, rate, console))
             finally:
@@ -77,6 +99,7 @@ def run_demo(settings: Settings, customers: int, rate: float) -> int:
 
 
 async def _live(settings: Settings, customers: int, rate: float, console: Console) -> None:
+    """Simulated customers in; the summary redrawn in place until Ctrl-C."""
     records = (clients.event_record(e) for e in endless(customers, seed=int(time.time())))
     simulator = asyncio.create_task(
         clients.produce(
@@ -87,47 +110,63 @@ async def _live(settings: Settings, customers: int, rate: float, console: Consol
             options=aiokafka_options(settings),
         )
     )
-    status = asyncio.create_task(_status(settings, console))
+    view = View()
+    poller = asyncio.create_task(_poll(settings, view))
     try:
-        async for msg in clients.records(
-            settings.kafka_bootstrap_servers,
-            settings.topic(CONVERSIONS),
-            options=aiokafka_options(settings),
-        ):
-            console.print(_line(orjson.loads(msg.value)))
+        with Live(console=console, get_renderable=view.render, refresh_per_second=2):
+            async for msg in clients.records(
+                settings.kafka_bootstrap_servers,
+                settings.topic(CONVERSIONS),
+                options=aiokafka_options(settings),
+            ):
+                view.recent.append(conversion_line(orjson.loads(msg.value), LINE_MODELS))
     finally:
-        for task in (simulator, status):
+        if not console.is_terminal:
+            console.print()  # the last frame, printed once when not on a terminal, ends its line
+        for task in (simulator, poller):
             task.cancel()
-        await asyncio.gather(simulator, status, return_exceptions=True)
+        await asyncio.gather(simulator, poller, return_exceptions=True)
 
 
-def _line(doc: dict[str, Any]) -> str:
-    conv = doc["conversion"]
-    who = f"[cyan]{doc['person_id']:>8}[/] [bold]{conv['conversion']:<8}[/]"
-    head = f"{who} {conv['value']:>8.2f} {conv['currency']}"
-    if doc["unattributed"]:
-        return head + "  [dim](unattributed)[/]"
-    path = " > ".join(t["channel"] for t in doc["touchpoints"])
-    credit = "  ".join(
-        f"{m}: " + ",".join(f"{s:.2f}" for s in doc["models"][m]["shares"])
-        for m in SHOWN_MODELS
-        if m in doc["models"]
-    )
-    return f"{head}  {path}\n{'':>29}[dim]{credit}[/]"
+@dataclasses.dataclass
+class View:
+    """What the terminal shows: the worker's live figures and report, the last conversions."""
 
+    live: dict[str, Any] | None = None
+    report: dict[str, Any] = dataclasses.field(default_factory=dict)
+    recent: deque[str] = dataclasses.field(default_factory=lambda: deque(maxlen=RECENT))
 
-async def _status(settings: Settings, console: Console) -> None:
-    previous, then = 0.0, time.monotonic()
-    while True:
-        await asyncio.sleep(5)
-        try:
-            events = await asyncio.to_thread(metric, settings, "touchstream_events_in_total")
-            out = await asyncio.to_thread(metric, settings, "touchstream_attributions_out_total")
-        except OSError:
-            continue
-        now = time.monotonic()
-        console.print(
-            f"[green]── {events:.0f} events in ({(events - previous) / (now - then):.0f}/s), "
-            f"{out:.0f} attributions out ──[/]"
+    def render(self) -> Group:
+        table = Table(title=f"credit per channel, last {PERIOD_DAYS} days", title_justify="left")
+        table.add_column("channel", no_wrap=True)
+        for model in TABLE_MODELS:
+            table.add_column(f"{model}\nconv.", justify="right", no_wrap=True)
+            table.add_column("value", justify="right", no_wrap=True)
+        for row in channel_rows(self.report, TABLE_MODELS):
+            table.add_row(*row)
+        lines = list(self.recent) or ["(waiting for the first conversion)"]
+        return Group(
+            Text(headline(self.live), style="bold green"),
+            table,
+            Text("\n".join(lines), no_wrap=True, overflow="ellipsis"),
         )
-        previous, then = events, now
+
+
+async def _poll(settings: Settings, view: View) -> None:
+    """The worker's `/api/live` and `/api/report` into `view` every 2 s; a page the worker
+    cannot serve yet keeps the figures already shown."""
+    models = ",".join(TABLE_MODELS)
+    while True:
+        today = datetime.now(UTC).date()
+        first = today - timedelta(days=PERIOD_DAYS - 1)
+        with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
+            view.live = await asyncio.to_thread(_get, settings, "/api/live")
+            view.report = await asyncio.to_thread(
+                _get, settings, f"/api/report?from={first}&to={today}&by=channel&models={models}"
+            )
+        await asyncio.sleep(POLL_S)
+
+
+def _get(settings: Settings, path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(web_url(settings, path), timeout=5) as page:
+        return orjson.loads(page.read())

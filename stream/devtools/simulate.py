@@ -133,7 +133,9 @@ def generate(
     yield from heapq.merge(*streams, key=lambda e: e["ts"])
 
 
-def endless(customers: int, seed: int) -> Iterator[dict[str, Any]]:
-    """Round after round of `customers` new customers, each round ending at the wall-clock time."""
+def endless(customers: int, seed: int, span_ms: int = 30 * DAY_MS) -> Iterator[dict[str, Any]]:
+    """Round after round of `customers` new customers, each round's journeys over the `span_ms`
+    before the wall-clock time (30 days: the dashboard's longest period shows all of them)."""
     for round_ in itertools.count():
-        yield from generate(customers, seed + round_, int(time.time() * 1000), first_id=round_ * customers)
+        now_ms = int(time.time() * 1000)
+        yield from generate(customers, seed + round_, now_ms, span_ms, first_id=round_ * customers)
