@@ -104,7 +104,8 @@ class Ingestor:
             for rec in records
         ]
         events = [r for _, r in results if isinstance(r, Event)]
-        claimed, identified, owners = await self.directory.lookup(needs(events))
+        with self.metrics.redis_seconds.labels("lookup").time():
+            claimed, identified, owners = await self.directory.lookup(needs(events))
         claims = iter(claimed)
         return [
             (rec, route(r, next(claims) if r.type == "identify" else None, identified, owners), r)

@@ -128,11 +128,12 @@ class JourneyProcessor:
                 pid: [p.event.anonymous_id or "" for p in by_person[pid] if p.event.type == "identify"]
                 for pid in pending
             }
-            states = await self.store.load(
-                pending,
-                {pid: cids for pid, cids in wanted.items() if cids},
-                {pid: anons for pid, anons in others.items() if anons},
-            )
+            with self.metrics.redis_seconds.labels("load").time():
+                states = await self.store.load(
+                    pending,
+                    {pid: cids for pid, cids in wanted.items() if cids},
+                    {pid: anons for pid, anons in others.items() if anons},
+                )
             batch = step_batch(states, {pid: by_person[pid] for pid in pending}, self.config, snapshot)
             missing = {
                 pid: r.lacking for pid, r in batch.items() if set(r.lacking) - set(lacking.get(pid, ()))
@@ -140,7 +141,8 @@ class JourneyProcessor:
             if missing:  # a revision's report counters need the revision it replaces: load it, again
                 lacking |= {pid: [*lacking.get(pid, ()), *cids] for pid, cids in missing.items()}
                 continue
-            refused = await self.store.save(batch)
+            with self.metrics.redis_seconds.labels("save").time():
+                refused = await self.store.save(batch)
             self.metrics.refused_writes.inc(len(refused))
             results.update({pid: r for pid, r in batch.items() if pid not in refused})
             pending = sorted(refused)

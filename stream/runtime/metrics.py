@@ -16,6 +16,7 @@ from stream.core.live import Sample
 from stream.runtime.retry import LogRetries, RetryObserver
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)  # seconds
+REDIS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5)  # seconds
 BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000)
 SECOND, MINUTE, HOUR, DAY = 1, 60, 3600, 86_400  # seconds
 # how far behind the person's last event an event arrives: 0 in order, then up to the lookback
@@ -45,6 +46,7 @@ class Metrics:
     refused_writes: Counter
     batch_size: Histogram
     latency_seconds: Histogram
+    redis_seconds: Histogram
     retries: Counter
     stalled: Gauge
     identity_conflicts: Counter
@@ -106,6 +108,12 @@ class Metrics:
             **_partition_gauges(gauge),
             latency_seconds=histogram(
                 "latency_seconds", "Conversion produced to attribution emitted", LATENCY_BUCKETS
+            ),
+            redis_seconds=histogram(
+                "redis_call_seconds",
+                "A batch's Redis calls, round trip included: identity lookup, person load, fenced save",
+                REDIS_BUCKETS,
+                ("operation",),
             ),
         )
 

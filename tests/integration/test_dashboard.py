@@ -36,6 +36,13 @@ def shifted(events: list[dict], end_ms: int) -> list[dict]:
     return [e | {"ts": e["ts"] + offset} for e in events]
 
 
+def today_and_past(now_ms: int) -> int:
+    """An hour ago, or half-way into today when today began less than two hours ago: the last
+    conversion of the script must fall today (CI runs at any hour, midnight included)."""
+    midnight_ms = now_ms - now_ms % DAY
+    return now_ms - min(HOUR, (now_ms - midnight_ms) // 2)
+
+
 def report(settings, first: str, last: str, by: str) -> dict:
     printed = touchstream(
         settings, "report", "--from", first, "--to", last, "--by", by, "--format", "json", check=True
@@ -87,8 +94,9 @@ def test_the_dashboard_shows_the_report_and_the_live_figures(make_settings, star
     settings = make_settings(sweep_interval_ms=1000)
     start_worker(settings)
     now_ms = int(time.time() * 1000)
-    script = shifted(SCRIPT, now_ms - HOUR)  # yesterday and today
-    spend = {"event_id": "spend-1", "type": "spend", "ts": now_ms - HOUR, "channel": "paid_search"}
+    end_ms = today_and_past(now_ms)
+    script = shifted(SCRIPT, end_ms)  # yesterday and today
+    spend = {"event_id": "spend-1", "type": "spend", "ts": end_ms, "channel": "paid_search"}
     publish(settings, settings.topic(RAW), [*script, spend | {"amount": 25.0, "currency": "EUR"}])
     publish(settings, settings.topic(RAW), [(b"x", b"not json")])
     wait_drained(settings)
@@ -99,7 +107,7 @@ def test_the_dashboard_shows_the_report_and_the_live_figures(make_settings, star
 
 async def look(settings, now_ms: int, screenshot: Path) -> list[str]:
     """What a person sees, checked against the CLI's report; the browser's errors."""
-    today = datetime.now(UTC).date()
+    today = datetime.fromtimestamp(now_ms / 1000, UTC).date()
     week = (today - timedelta(days=6)).isoformat(), today.isoformat()
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium(), headless=True)
@@ -113,6 +121,7 @@ async def look(settings, now_ms: int, screenshot: Path) -> list[str]:
         # today, under the default model (linear): the channel rows as the CLI reports them
         await page.click("text=Today")
         day = expected_rows(report(settings, today.isoformat(), today.isoformat(), "channel"), "linear")
+        assert day, "the script's last conversions happen today"
         assert await shows(page, "channels", day) == day
         await page.click("text=7 days")
         weekly = report(settings, *week, "channel")
