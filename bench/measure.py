@@ -9,6 +9,7 @@ from typing import Any
 from redis import Redis
 
 from stream.adapters.redis.keys import key
+from stream.core.record_codec import decode_record
 from stream.core.state_codec import decode_state
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -56,6 +57,7 @@ def person_memory(client: Redis) -> dict[str, Any]:
             kind = k.split(":", 2)[1].strip("{}").split(":")[0]
         kinds[kind] = kinds.get(kind, 0) + (size or 0)
     touches = _touch_counts(client, list(persons))
+    records = _record_sizes(client, [k for k in keys if ":conv:" in k], sizes)
     by_touches: dict[int, list[int]] = {}
     for pid, parts in persons.items():
         state = sum(v for kind, v in parts.items() if kind != "conv")
@@ -66,7 +68,22 @@ def person_memory(client: Redis) -> dict[str, Any]:
         "bytes_per_person": sum(sum(p.values()) for p in persons.values()) / max(1, len(persons)),
         "by_touches": {n: sum(v) / len(v) for n, v in sorted(by_touches.items())},
         "persons_by_touches": {n: len(v) for n, v in sorted(by_touches.items())},
+        "conversions": sum(len(v) for v in records.values()),
+        "conversion_bytes_by_touches": {n: sum(v) / len(v) for n, v in sorted(records.items())},
     }
+
+
+def _record_sizes(client: Redis, conv_keys: list[str], sizes: dict[str, int]) -> dict[int, list[int]]:
+    """`MEMORY USAGE` of each stored conversion record, by its number of touchpoints."""
+    pipe = client.pipeline(transaction=False)
+    for k in conv_keys:
+        pipe.get(k)
+    by_touches: dict[int, list[int]] = {}
+    for k, raw in zip(conv_keys, pipe.execute(), strict=True):
+        if raw is not None:
+            doc, _basis = decode_record(raw)
+            by_touches.setdefault(len(doc["touchpoints"]), []).append(sizes[k] or 0)
+    return by_touches
 
 
 def _touch_counts(client: Redis, persons: list[str]) -> dict[str, int]:

@@ -442,6 +442,11 @@ def report(r: dict[str, Any]) -> None:
             else "(no 10-touch journey)"
         )
         print("redis bytes by kind: " + ", ".join(f"{k} {v:,}" for k, v in mem["bytes_by_kind"].items()))
+        records = mem["conversion_bytes_by_touches"]
+        print(
+            f"redis per stored conversion ({mem['conversions']:,}, MEMORY USAGE): "
+            + ", ".join(f"{n} touches {b:,.0f} B" for n, b in records.items() if n in (1, 3, 5, 10, 20))
+        )
 
 
 if __name__ == "__main__":

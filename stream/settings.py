@@ -145,7 +145,14 @@ class Settings:
         _duration_ms,
     )
     recent_ids: int = _setting(256, "Event ids remembered per person for dedup", int)
-    conversion_ttl_ms: int = _setting(365 * DAY_MS, "How long conversion snapshots are kept", _duration_ms)
+    conversion_ttl_ms: int = _setting(
+        730 * DAY_MS,
+        "How long a conversion is kept for late revenue (its record and its conversion-id index)",
+        _duration_ms,
+    )
+    identity_ttl_ms: int = _setting(
+        365 * DAY_MS, "How long an anonymous id stays mapped to the customer it identified as", _duration_ms
+    )
     outbox_ttl_ms: int = _setting(
         7 * DAY_MS, "How long outputs not yet acknowledged by Kafka are kept for replay", _duration_ms
     )

@@ -39,6 +39,7 @@ from stream.core.output import (
     path_message,
     session_message,
 )
+from stream.core.record_codec import Basis
 from stream.core.records import AttributionInput, Event
 from stream.core.revenue import Revenue, Stored, revenue_doc
 from stream.core.topics import PERSONS
@@ -276,7 +277,8 @@ class _Run:
         )
         cid = doc["conversion"]["conversion_id"]
         before = self.record(cid)
-        self.stored[cid] = Stored(doc, before.revenue if before else Revenue())
+        basis = Basis(self.config.params, inp.lead_ts, inp.opportunity_ts)
+        self.stored[cid] = Stored(doc, before.revenue if before else Revenue(), basis)
         self.revised.add(cid)
         messages = conversion_messages(doc, self.config.credit_models)
         if revision:

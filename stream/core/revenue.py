@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from stream.core.output import SCHEMA_VERSION
+from stream.core.record_codec import Basis, decode_record, encode_record
 from stream.core.records import Event
 
 
@@ -45,13 +46,16 @@ class Stored:
 
     attribution: dict[str, Any]  # the conversion's latest attribution.conversions value
     revenue: Revenue = Revenue()
+    basis: Basis | None = None  # what its heuristic shares were computed from
 
     def attribution_bytes(self) -> bytes:
-        return orjson.dumps(self.attribution, option=orjson.OPT_SORT_KEYS)
+        """The compact record (`record_codec`): what the value holds, less what derives again."""
+        return encode_record(self.attribution, self.basis)
 
     @classmethod
     def loads(cls, attribution: bytes, revenue: bytes | None = None) -> Stored:
-        return cls(orjson.loads(attribution), Revenue.loads(revenue))
+        doc, basis = decode_record(attribution)
+        return cls(doc, Revenue.loads(revenue), basis)
 
 
 def revenue_doc(event: Event, stored: Stored) -> tuple[dict[str, Any], Stored]:
@@ -81,4 +85,4 @@ def revenue_doc(event: Event, stored: Stored) -> tuple[dict[str, Any], Stored]:
             for name, credit in original["models"].items()
         },
     }
-    return doc, Stored(original, Revenue(total, stored.revenue.events + 1))
+    return doc, Stored(original, Revenue(total, stored.revenue.events + 1), stored.basis)

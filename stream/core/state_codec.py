@@ -4,64 +4,40 @@ Pure. A person's state is one value: a 12-digit write version (`apply.lua` reads
 with GETRANGE to refuse stale writers), then a Zstandard frame — compressed with a
 preset dictionary of common marketing words — of the compact journey, the last offset
 per `topic:partition`, and the recent (id key, content digest) pairs as one run of hex
-digits. Zstandard (level 1, dictionary prepared once) packs a state as small as zlib at
-level 6 did in well under half its CPU; states written by earlier versions as zlib
+digits (`packing`). Zstandard (level 1, dictionary prepared once) packs a state as small as
+zlib at level 6 did in well under half its CPU; states written by earlier versions as zlib
 streams still decode. An outbox entry is one event's outputs, kept from the state write
 until Kafka acknowledged them.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable, Sequence
 
 import orjson
-import zstandard
 
 from stream.core.codec import decode_journey, encode_journey
 from stream.core.output import Message, conversion_messages
+from stream.core.packing import pack, unpack
 from stream.core.person import DIGEST_HEX, ID_KEY_HEX, Fence, PersonState
 from stream.core.topics import CONVERSIONS, CREDITS
-from stream.core.validation import CHANNELS, DIRECTNESS, MEDIUM_KINDS, STAGES
 
 VERSION_DIGITS = 12  # apply.lua reads the version off the value's first bytes (GETRANGE)
-# zlib's preset dictionary for person states: values common in marketing data (the
-# enumerations, the usual UTM sources, media and interaction verbs), so the first mention of
-# each in a state costs a back-reference instead of the word (bench/suite.py measures bytes
-# per journey). Stored states decode only with this exact dictionary: change it with care.
-VOCABULARY = (
-    b",".join(
-        orjson.dumps(word)
-        for word in (
-            *sorted(CHANNELS | MEDIUM_KINDS | DIRECTNESS | STAGES),
-            *("google", "bing", "meta", "facebook", "instagram", "linkedin", "youtube", "tiktok"),
-            *("newsletter", "cpc", "organic", "social", "referral", "none", "brand", "partner"),
-            *("click", "impression", "visit", "open", "view", "call", "citation"),
-        )
-    )
-    + b',null,true,false,0.0]],[[{"page":"/"},{"page":"/product"},{"page":"/pricing"}'
-)
 _ENTRY = ID_KEY_HEX + DIGEST_HEX  # one remembered event id: id_key then content digest
-_DICTIONARY = zstandard.ZstdCompressionDict(VOCABULARY, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-_DICTIONARY.precompute_compress(level=1)
-# no checksum (Redis keeps the bytes), no dictionary id (there is one dictionary)
-_PACK = zstandard.ZstdCompressor(level=1, dict_data=_DICTIONARY, write_checksum=False, write_dict_id=False)
-_UNPACK = zstandard.ZstdDecompressor(dict_data=_DICTIONARY)
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # a Zstandard frame; anything else is a zlib stream
 
 
 def encode_state(state: PersonState, version: int) -> bytes:
     """A person's journey and fence as one value, stamped with `version`: the compact
     journey, the offsets, and the recent (id key, digest) pairs as one run of hex digits."""
     fence = orjson.dumps(state.fence.offsets) + b"\n" + "".join(k + d for k, d in state.fence.recent).encode()
-    payload = _PACK.compress(encode_journey(state.journey) + b"\n" + fence)
+    payload = pack(encode_journey(state.journey) + b"\n" + fence)
     return b"%0*d" % (VERSION_DIGITS, version) + payload
 
 
 def decode_state(raw: bytes | None) -> PersonState:
     if not raw:
         return PersonState()
-    data = _unpack(raw[VERSION_DIGITS:])
+    data = unpack(raw[VERSION_DIGITS:])
     journey, offsets, recent = data.split(b"\n")
     pairs = recent.decode()
     entries = tuple(
@@ -69,13 +45,6 @@ def decode_state(raw: bytes | None) -> PersonState:
     )
     version = int(raw[:VERSION_DIGITS])
     return PersonState(decode_journey(journey), Fence(version, orjson.loads(offsets), entries))
-
-
-def _unpack(payload: bytes) -> bytes:
-    if payload[:4] == _ZSTD_MAGIC:
-        return _UNPACK.decompress(payload)
-    unpacker = zlib.decompressobj(zdict=VOCABULARY)  # written by an earlier version
-    return unpacker.decompress(payload) + unpacker.flush()
 
 
 def encode_outbox_entry(messages: Iterable[Message]) -> bytes:

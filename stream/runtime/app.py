@@ -126,7 +126,12 @@ class Parts:
         worker_id = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
         emitter = Emitter(lambda: app.producer._ensure_producer(), partial(topic_name, settings), worker_id)
         redis = connect(settings.redis_url)
-        ttls = Ttls(config.rules.longest + DAY_MS, settings.conversion_ttl_ms, settings.outbox_ttl_ms)
+        ttls = Ttls(
+            config.rules.longest + DAY_MS,
+            settings.conversion_ttl_ms,
+            settings.outbox_ttl_ms,
+            identity_ms=settings.identity_ttl_ms,
+        )
         persons = PersonStore(
             redis, ttls, cached_states=settings.state_cache, credit_models=config.credit_models
         )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
+import redis
 
+from stream.adapters.redis.keys import identity_key, key
 from stream.core.topics import CONVERSIONS, IDENTITY_CONFLICTS, RAW
 from stream.devtools.runner import metric
-from tests.support.events import HOUR, MIN, T0, anon, conversion, identify, interaction
+from tests.support.events import DAY, HOUR, MIN, T0, anon, conversion, identify, interaction
 from tests.support.kafka import publish, values
 from tests.support.oracle import oracle_lines
 from tests.support.waiting import wait_drained, wait_until
@@ -22,7 +24,7 @@ def test_anonymous_devices_merge_into_the_customer_exactly_once(
     identified as c-1 (a-1's identify twice, once replayed with a new event id); c-1 buys:
     the purchase is credited on all three anonymous touches and c-1's own direct visit, in
     time order, each once. a-1 identified as another customer later is a conflict."""
-    settings = make_settings()
+    settings = make_settings(identity_ttl_ms=40 * DAY, conversion_ttl_ms=700 * DAY)
     start_worker(settings)
     raw = settings.topic(RAW)
     browsing = [
@@ -67,3 +69,9 @@ def test_anonymous_devices_merge_into_the_customer_exactly_once(
 
     batch = oracle_lines(settings, [*browsing, *later, conflicting], tmp_path)
     assert batch == [orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)]
+
+    # each kept as long as its own setting says
+    with redis.Redis.from_url(settings.redis_url) as client:
+        mapped = client.pttl(identity_key("a-1"))
+        record = client.pttl(key("c-1", f"conv:{doc['conversion']['conversion_id']}"))
+    assert 39 * DAY < mapped <= 40 * DAY and 699 * DAY < record <= 700 * DAY

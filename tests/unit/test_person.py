@@ -90,8 +90,8 @@ def test_first_application_writes_fence_and_outputs():
     # the conversion is stored with its attribution value, for late revenue (no revenue yet)
     [stored] = result.conversions
     assert stored.conversion_id == "e3" and stored.attribution_changed and not stored.revenue_changed
-    assert stored.record == Stored(orjson.loads(result.outbox[pos(12)][0].value))
-    assert stored.record.attribution_bytes() == result.outbox[pos(12)][0].value
+    assert stored.record.attribution == orjson.loads(result.outbox[pos(12)][0].value)
+    assert Stored.loads(stored.record.attribution_bytes()) == stored.record  # the compact record
 
 
 def test_conversion_value_carries_every_model():

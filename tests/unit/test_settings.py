@@ -49,6 +49,7 @@ def test_every_duration_field_parses_durations():
         SESSION_TIMEOUT_MS="45m",
         LOOKBACK_MS="30d",
         CONVERSION_TTL_MS="1d",
+        IDENTITY_TTL_MS="90d",
         OUTBOX_TTL_MS="2d",
         SWEEP_INTERVAL_MS="5s",
         MAX_FUTURE_SKEW_MS="1h",
@@ -58,11 +59,19 @@ def test_every_duration_field_parses_durations():
         s.session_timeout_ms,
         s.lookback_ms,
         s.conversion_ttl_ms,
+        s.identity_ttl_ms,
         s.outbox_ttl_ms,
         s.sweep_interval_ms,
         s.max_future_skew_ms,
         s.half_life_ms,
-    ) == (45 * 60_000, 30 * DAY, DAY, 2 * DAY, 5000, 3600_000, 3 * DAY)
+    ) == (45 * 60_000, 30 * DAY, DAY, 90 * DAY, 2 * DAY, 5000, 3600_000, 3 * DAY)
+
+
+def test_conversions_are_kept_two_years_and_the_identity_map_one() -> None:
+    """Revenue closed in a CRM up to two years after its conversion is still attributed; the
+    identity map has a retention of its own."""
+    s = settings()
+    assert (s.conversion_ttl_ms, s.identity_ttl_ms) == (730 * DAY, 365 * DAY)
 
 
 def test_integers_and_text():

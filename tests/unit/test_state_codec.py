@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.core.config import Config, Rules
+from stream.core.packing import VOCABULARY, unpack
 from stream.core.person import Fence, PersonState, Positioned, step
 from stream.core.records import Event
-from stream.core.state_codec import VERSION_DIGITS, VOCABULARY, _unpack, decode_state, encode_state
+from stream.core.state_codec import VERSION_DIGITS, decode_state, encode_state
 from tests.support.events import MIN, T0
 
 CHANNELS = ("email", "paid_search", "display", "in_store")
@@ -64,7 +65,7 @@ def test_nothing_stored_is_a_fresh_person():
 def test_a_state_an_earlier_version_wrote_as_zlib_still_decodes():
     state = apply([(1, "email", False, None), (2 * MIN, "display", True, None)])
     written = encode_state(state, 7)
-    plain = _unpack(written[VERSION_DIGITS:])
+    plain = unpack(written[VERSION_DIGITS:])
     packer = zlib.compressobj(6, zdict=VOCABULARY)
     old = written[:VERSION_DIGITS] + packer.compress(plain) + packer.flush()
     assert old != written

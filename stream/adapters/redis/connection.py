@@ -43,6 +43,7 @@ class Ttls:
     conversion_ms: int
     outbox_ms: int
     paths_ms: int = 400 * 24 * 3600 * 1000
+    identity_ms: int = 365 * 24 * 3600 * 1000
 
 
 def connect(url: str) -> Redis:

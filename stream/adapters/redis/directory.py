@@ -28,7 +28,7 @@ class Directory(RoundTrips):
             return [], {}, {}
         pipe = self.pipeline()
         for anon, customer in claims:
-            pipe.set(identity_key(anon), customer, nx=True, get=True, px=self.ttls.conversion_ms)
+            pipe.set(identity_key(anon), customer, nx=True, get=True, px=self.ttls.identity_ms)
         for anon in anonymous_ids:
             pipe.get(identity_key(anon))
         for cid in conversion_ids:
