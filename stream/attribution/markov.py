@@ -37,12 +37,26 @@ One override: a channel on no converting path gets RE 0. A memoryless
 chain can otherwise credit it (paths `a > b` converting and `c > b` null:
 removing c also removes c's walks into b, which the chain believes convert
 half the time, so RE_c = 0.5) although it helped no conversion.
+
+Value removal effects (ChannelAttribution's `markov_model` with `var_value`). The
+transition into conversion from state s earns v̄(s), the mean value of the conversions
+whose path's last state is s. The expected value of a journey is
+
+    V = Σ_s y_s · P(s -> conversion) · v̄(s) = y · r_v,   r_v(s) = value ending at s / journeys leaving s
+
+(P(s -> conversion) · v̄(s) = conversions ending at s / journeys leaving s · value
+ending at s / conversions ending at s). V is linear in r as P(conv) is, so the same
+block inverse gives V without c, V₋c = V − y_R N_RR^-1 (N r_v)_R, and the value removal
+effect REv_c = 1 − V₋c / V, clipped to [0, 1]: 0 for a channel on no converting path,
+all 0 when V = 0 (no conversion has a value). A channel that only ever precedes
+high-value conversions has REv above its RE.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
@@ -50,44 +64,64 @@ import numpy as np
 from stream.attribution.paths import PathStats, channels, global_totals, proportional_shares, seen
 from stream.core.records import AttributionInput
 
-__all__ = ["channel_totals", "markov_shares", "removal_effects"]
+__all__ = [
+    "Effects",
+    "channel_totals",
+    "effects",
+    "markov_shares",
+    "removal_effects",
+    "value_removal_effects",
+]
 
 State = tuple[str, ...]
 START: State = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What the order-`order` chain learned, per channel on a seen path (sorted by name):
+    the removal effects RE (`conversions`) and the value removal effects REv (`value`)."""
+
+    order: int
+    conversions: dict[str, float]
+    value: dict[str, float]
+
+
 class _Chain:
     """The order-k chain as dense numpy arrays.
 
-    `states[i]` is transient state i (`states[0]` is the start), `a` is I − Q
-    and `r[i]` the probability of i -> (conversion).
+    `states[i]` is transient state i (`states[0]` is the start), `a` is I − Q,
+    `r[i]` the probability of i -> (conversion) and `rv[i]` = r[i] · v̄(i), the value
+    ending at i over the journeys leaving i (0 where no conversion ends).
     """
 
     def __init__(self, stats: PathStats, order: int) -> None:
         edges: defaultdict[tuple[State, State], float] = defaultdict(float)
-        conversions: defaultdict[State, float] = defaultdict(float)
-        exits: defaultdict[State, float] = defaultdict(float)
+        ends: defaultdict[State, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
         for path, count in seen(stats).items():
             walk = [START, *(path[max(0, i + 1 - order) : i + 1] for i in range(len(path)))]
             for a, b in pairwise(walk):
                 edges[a, b] += count.journeys
-            conversions[walk[-1]] += count.conversions
-            exits[walk[-1]] += count.journeys
+            end = ends[walk[-1]]
+            end[0] += count.conversions
+            end[1] += count.value if count.conversions > 0 else 0.0
+            end[2] += count.journeys
         self.states: list[State] = sorted({s for edge in edges for s in edge}, key=lambda s: (len(s), s))
         index = {s: i for i, s in enumerate(self.states)}
         n = len(self.states)
         q = np.zeros((n, n))
         for (a, b), w in edges.items():
             q[index[a], index[b]] = w
-        ends = np.zeros((n, 2))
-        for s, conv in conversions.items():
-            ends[index[s]] = (conv, exits[s])
-        totals = q.sum(axis=1) + ends[:, 1]
+        absorbed = np.zeros((n, 3))  # conversions, their value, journeys ending at each state
+        for s, end in ends.items():
+            absorbed[index[s]] = end
+        totals = q.sum(axis=1) + absorbed[:, 2]
         q /= totals[:, None]
         np.negative(q, out=q)
         q[np.diag_indices(n)] += 1.0
         self.a = q
-        self.r = ends[:, 0] / totals
+        self.r = absorbed[:, 0] / totals
+        self.rv = absorbed[:, 1] / totals
 
     def contains(self, channel: str) -> np.ndarray:
         """The mask of the states that contain `channel`."""
@@ -102,39 +136,62 @@ def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.linalg.lstsq(a, b, rcond=None)[0]
 
 
-def removal_effects(stats: PathStats, order: int = 1) -> dict[str, float]:
-    """RE_c of every channel on a seen path, sorted by channel name.
+def effects(stats: PathStats, order: int = 1) -> Effects:
+    """RE_c and REv_c of every channel on a seen path (see the module docstring).
 
-    All 0.0 when nothing converts (P(conv) = 0); never NaN or negative.
+    All 0.0 when nothing converts (P(conv) = 0), REv all 0.0 when V = 0; never NaN or
+    negative. One fundamental matrix; per channel one solve of size |R| for both.
     """
     if order < 1:
         raise ValueError(f"markov order must be >= 1, got {order}")
     names = channels(stats)
     converting = {ch for path, c in seen(stats).items() if c.conversions > 0 for ch in path}
-    if not converting:
-        return dict.fromkeys(names, 0.0)
-    chain = _Chain(stats, order)
-    fundamental = _solve(chain.a, np.eye(len(chain.states)))
-    x, y = fundamental @ chain.r, fundamental[0]
-    effects = dict.fromkeys(names, 0.0)
-    if not x[0] > 0:
-        return effects
-    for ch in sorted(converting):
-        r = chain.contains(ch)
-        via = float(y[r] @ _solve(fundamental[np.ix_(r, r)], x[r]))
-        effects[ch] = float(min(max(via / x[0], 0.0), 1.0))
-    return effects
+    found, found_value = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0)
+    if converting:
+        chain = _Chain(stats, order)
+        fundamental = _solve(chain.a, np.eye(len(chain.states)))
+        x, y = fundamental @ np.column_stack([chain.r, chain.rv]), fundamental[0]
+        for ch in sorted(converting):
+            r = chain.contains(ch)
+            via = y[r] @ _solve(fundamental[np.ix_(r, r)], x[r])  # (lost P(conv), lost V)
+            found[ch], found_value[ch] = _ratio(via[0], x[0, 0]), _ratio(via[1], x[0, 1])
+    return Effects(order, found, found_value)
 
 
-def markov_shares(inp: AttributionInput, effects: Mapping[str, float]) -> tuple[float, ...]:
+def _ratio(lost: float, total: float) -> float:
+    """lost / total clipped to [0, 1]; 0 when total is not > 0."""
+    return float(min(max(lost / total, 0.0), 1.0)) if total > 0 else 0.0
+
+
+def removal_effects(stats: PathStats, order: int = 1) -> dict[str, float]:
+    """RE_c of every channel on a seen path, sorted by channel name (`effects(…).conversions`)."""
+    return effects(stats, order).conversions
+
+
+def value_removal_effects(stats: PathStats, order: int = 1) -> dict[str, float]:
+    """REv_c of every channel on a seen path, sorted by channel name (`effects(…).value`)."""
+    return effects(stats, order).value
+
+
+def markov_shares(inp: AttributionInput, weights: Mapping[str, float]) -> tuple[float, ...]:
     """Each touch's share = RE of its channel / Σ RE over the conversion's touches.
 
     Repeats count. Linear (1/n each) when that sum is 0 or a channel is not in
-    `effects` (unknown to the snapshot); `()` for no touches.
+    `weights` (unknown to the snapshot); `()` for no touches.
     """
-    return proportional_shares(inp, effects)
+    return proportional_shares(inp, weights)
 
 
-def channel_totals(stats: PathStats, effects: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """Channel c gets total conversions and value × RE_c / Σ RE; all 0 when Σ RE = 0."""
-    return global_totals(stats, effects)
+def channel_totals(stats: PathStats, found: Effects) -> dict[str, dict[str, float]]:
+    """Channel c gets total conversions × RE_c / Σ RE and total value × REv_c / Σ REv (all 0
+    when the sum is 0), and its `removal_effect` and `value_removal_effect`."""
+    by_re, by_rev = global_totals(stats, found.conversions), global_totals(stats, found.value)
+    return {
+        ch: {
+            "conversions": by_re[ch]["conversions"],
+            "value": by_rev[ch]["value"],
+            "removal_effect": found.conversions[ch],
+            "value_removal_effect": found.value[ch],
+        }
+        for ch in by_re
+    }

@@ -7,11 +7,10 @@ their summed `value`) and how many expired without converting (`nulls`).
 
 A path whose `conversions + nulls` is 0 counts as *not seen* by the models,
 and so does the empty path `()`: it has no channel to learn about or to
-credit (for `shapley`, v(∅) = 0 by definition). Neither adds channels,
-transitions, conversions nor value anywhere.
+credit. Neither adds channels, transitions, conversions nor value anywhere.
 
-Also here, shared by `markov` and `shapley`: the per-conversion shares
-proportional to a channel weight, and the global channel totals.
+Also here: the per-conversion shares proportional to a channel weight (`markov`,
+`shapley`), and the global channel totals (`markov`).
 """
 
 from __future__ import annotations

@@ -1,140 +1,83 @@
-"""The `shapley` model: Shapley values of channels (docs/architecture.md).
+"""The `shapley` model: simplified Shapley values of channels (docs/architecture.md).
 
-Players are the channels on seen paths (see `paths`). A coalition S is a set
-of channels; v(S) is the conversion rate conversions / (conversions + nulls)
-of the journeys whose channel *set* is exactly S (order and repeats
-ignored), 0 when no journey has that set, and v(∅) = 0. The Shapley value
+The definition of Zhao, Mahboobi & Bagheri (2018), "Shapley Value Methods for
+Attribution Modeling in Online Advertising" (simplified Shapley value), which the
+open-source implementations share. Players are the channels on seen paths (see
+`paths`); a journey's *channel set* is the set of its path's channels (order and
+repeats ignored). With R(S) the conversions of the journeys whose channel set is
+exactly S, the worth of a coalition is
 
-    φ_i = Σ_{S ⊆ N∖{i}} |S|! (n − |S| − 1)! / n! · (v(S ∪ {i}) − v(S))
+    v(S) = Σ_{T ⊆ S} R(T)
 
-is the average, over the n! orders in which the players can join, of what i
-adds when it joins. Efficiency: Σ φ_i = v(N) − v(∅) = v(N).
+the conversions of the journeys whose channel set is a *subset* of S: what S would
+have converted on its own. v is a sum of unanimity games R(T)·u_T, and the Shapley
+value of u_T gives 1/|T| to each member of T, so
 
-Up to `max_exact` players the sum is enumerated over all 2^n coalitions
-(bitmask-indexed numpy arrays). Above it, `samples` seeded random orders are
-drawn and φ_i is the mean of i's marginal contributions; every order's
-contributions telescope to v(N), so efficiency still holds up to rounding.
-The sampled result's `error_bound` is max_i 1.96 · s_i / √m, s_i the sample
-standard deviation of i's m contributions: the largest half-width of the
-per-channel normal-approximation 95% confidence intervals (a statistical
-bound, not a hard one).
+    φ_c = Σ_{S ∋ c} R(S) / |S|
 
-With the exact-set v a channel can have φ < 0 (joining moves journeys to a
-set that converts less, or that no journey has). Negative values get no
-credit: within a conversion (`shapley_shares`) and in `channel_totals`, φ is
-clipped at 0 before normalising.
+one pass over the path counts, exact for any number of channels: each journey's
+conversions are shared evenly among its distinct channels. Hence φ_c >= 0;
+Σ φ = v(N) = every conversion (efficiency); a channel on no converting path gets 0;
+two channels that always appear together get the same (symmetry).
+
+Example: paths A>B 2 conversions, A>B>A 1, B 3, C 1 null. Channel sets {A,B} 3
+conversions, {B} 3, {C} 0: φ_A = 3/2, φ_B = 3/2 + 3 = 9/2, φ_C = 0; Σ = 6.
+
+The value game is the same with R_value(S), the summed value of those journeys.
+
+Per conversion (`shapley_shares`): each touch's share ∝ its channel's φ (conversions
+game), repeats count; linear when a channel is unknown to the snapshot or every weight
+is 0.
 """
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
-from stream.attribution.paths import PathStats, channels, global_totals, proportional_shares, seen
+from stream.attribution.paths import PathStats, channels, proportional_shares, seen
 from stream.core.records import AttributionInput
 
-__all__ = ["ShapleyResult", "channel_totals", "shapley_shares", "shapley_values"]
-
-Z_95 = 1.96
+__all__ = ["ShapleyValues", "channel_totals", "shapley_shares", "shapley_values"]
 
 
-@dataclass(frozen=True)
-class ShapleyResult:
-    """φ per channel (sorted by name); `exact` False when sampled.
+@dataclass(frozen=True, slots=True)
+class ShapleyValues:
+    """φ per channel, sorted by channel name: of the conversions game (`conversions`)
+    and of the value game (`value`). Every channel on a seen path is in both."""
 
-    `error_bound`: None when exact; else the largest 95% confidence
-    half-width of a channel's value (see the module docstring).
-    """
-
-    values: dict[str, float]
-    exact: bool
-    error_bound: float | None
+    conversions: dict[str, float]
+    value: dict[str, float]
 
 
-def _coalition_rates(stats: PathStats, names: tuple[str, ...]) -> dict[int, float]:
-    """v(S) for every channel set S that some journey has, keyed by bitmask (bit i = names[i])."""
-    bit = {ch: 1 << i for i, ch in enumerate(names)}
-    conv: dict[int, float] = {}
-    total: dict[int, float] = {}
+def shapley_values(stats: PathStats) -> ShapleyValues:
+    """φ_c = Σ over the seen paths containing c of (conversions, value) / |channel set|."""
+    conversions: defaultdict[str, list[float]] = defaultdict(list)
+    value: defaultdict[str, list[float]] = defaultdict(list)
     for path, count in seen(stats).items():
-        mask = 0
-        for ch in set(path):
-            mask |= bit[ch]
-        conv[mask] = conv.get(mask, 0.0) + count.conversions
-        total[mask] = total.get(mask, 0.0) + count.journeys
-    return {mask: conv[mask] / total[mask] for mask in conv}
-
-
-def _exact(rates: dict[int, float], n: int) -> np.ndarray:
-    """φ by enumerating all 2^n coalitions with the factorial weights."""
-    size = 1 << n
-    v = np.zeros(size)
-    for mask, rate in rates.items():
-        v[mask] = rate
-    subsets = np.arange(size)
-    popcount = np.zeros(size, dtype=np.int64)
-    for i in range(n):
-        popcount += (subsets >> i) & 1
-    weight = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
-    phi = np.empty(n)
-    for i in range(n):
-        without = subsets[(subsets >> i) & 1 == 0]
-        phi[i] = np.dot(weight[popcount[without]], v[without | (1 << i)] - v[without])
-    return phi
-
-
-def _sampled(rates: dict[int, float], n: int, samples: int, seed: int) -> tuple[np.ndarray, float]:
-    """φ as the mean marginal contribution over `samples` seeded random orders, and the error bound."""
-    rng = np.random.default_rng(seed)
-    contributions = np.empty((samples, n))
-    for k in range(samples):
-        mask, before = 0, 0.0
-        for player in rng.permutation(n).tolist():
-            mask |= 1 << player
-            after = rates.get(mask, 0.0)
-            contributions[k, player] = after - before
-            before = after
-    se = contributions.std(axis=0, ddof=1) / math.sqrt(samples)
-    return contributions.mean(axis=0), float(Z_95 * se.max())
-
-
-def shapley_values(
-    stats: PathStats, *, max_exact: int = 16, samples: int = 2000, seed: int = 0
-) -> ShapleyResult:
-    """The Shapley value of every channel: exact up to `max_exact` channels, else sampled.
-
-    Deterministic: the same stats, `samples` and `seed` give the same result.
-    """
-    if samples < 2:
-        raise ValueError(f"samples must be >= 2, got {samples}")
+        members = set(path)
+        for ch in members:
+            conversions[ch].append(count.conversions / len(members))
+            value[ch].append(count.value / len(members))
     names = channels(stats)
-    rates = _coalition_rates(stats, names)
-    rates.pop(0, None)  # v(∅) = 0
-    n = len(names)
-    if n <= max_exact:
-        phi, bound = _exact(rates, n), None
-    else:
-        phi, bound = _sampled(rates, n, samples, seed)
-    return ShapleyResult(dict(zip(names, phi.tolist(), strict=True)), n <= max_exact, bound)
-
-
-def clipped(values: Mapping[str, float]) -> dict[str, float]:
-    """φ clipped at 0: negative values get no credit."""
-    return {ch: max(phi, 0.0) for ch, phi in values.items()}
+    return ShapleyValues(
+        {ch: math.fsum(conversions[ch]) for ch in names},
+        {ch: math.fsum(value[ch]) for ch in names},
+    )
 
 
 def shapley_shares(inp: AttributionInput, values: Mapping[str, float]) -> tuple[float, ...]:
-    """Each touch's share ∝ max(φ of its channel, 0); repeats count.
+    """Each touch's share ∝ φ of its channel (`ShapleyValues.conversions`); repeats count.
 
-    Linear (1/n each) when every weight is 0 or a channel is not in `values`
-    (unknown to the snapshot); `()` for no touches. Takes `ShapleyResult.values`.
+    Linear (1/n each) when every weight is 0 or a channel is not in `values` (unknown
+    to the snapshot); `()` for no touches.
     """
-    return proportional_shares(inp, clipped(values))
+    return proportional_shares(inp, values)
 
 
-def channel_totals(stats: PathStats, result: ShapleyResult) -> dict[str, dict[str, float]]:
-    """Channel c gets total conversions and value × max(φ_c, 0) / Σ max(φ, 0)."""
-    return global_totals(stats, clipped(result.values))
+def channel_totals(values: ShapleyValues) -> dict[str, dict[str, float]]:
+    """Channel c's totals are its φ: conversions game and value game (both efficient, so
+    they sum to the total conversions and value of the seen paths)."""
+    return {ch: {"conversions": phi, "value": values.value[ch]} for ch, phi in values.conversions.items()}

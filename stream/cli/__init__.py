@@ -1,7 +1,9 @@
 """`touchstream` command line: one module per command, each with `add_parser` and `run`.
 
 Settings come from `TOUCHSTREAM_*` variables (listed in `--help`); a few flags override
-them per call. A user error is one line on stderr and exit status 2, never a traceback.
+them per call. A user error — a bad flag too — is one line on stderr and exit status 2,
+never a traceback; Ctrl-C ends a command with exit status 130. Every command's `--help`
+ends with examples.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from stream import __version__
 from stream import settings as settings_mod
@@ -29,6 +32,22 @@ COMMANDS = {
 }
 
 
+EXAMPLES = """\
+examples:
+  touchstream demo
+  touchstream topics create && touchstream worker
+  touchstream simulate --customers 200 && touchstream tail attribution.conversions -n 5
+  touchstream attribute --paths <(zcat paths.csv.gz) --format table
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, pointing at `--help`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _env_help() -> str:
     rows = settings_mod.describe()
     width = max(len(name) for name, _, _ in rows)
@@ -37,10 +56,10 @@ def _env_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="touchstream",
         description="Real-time marketing touchpoint attribution.",
-        epilog=_env_help(),
+        epilog=EXAMPLES + "\n" + _env_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"touchstream {__version__}")

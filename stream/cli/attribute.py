@@ -1,24 +1,30 @@
 """`touchstream attribute`: the stream's models in batch mode, over an event file or a paths CSV.
 
 `--events FILE.jsonl` prints one `attribution.conversions` value per conversion, byte for
-byte what the stream emits; `--paths FILE.csv` prints channel totals per model.
+byte what the stream emits; `--paths FILE.csv` prints channel totals per model. Either
+reads `-` (standard input) or any readable path: a pipe, a FIFO, `<(zcat paths.csv.gz)`.
+`--snapshot` and `--model-out` files hold `attribution.models` values (`stream.cli.snapshots`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
 from stream import settings as settings_mod
+from stream.cli.inputs import STDIN, display_name, input_error, open_input, open_output, text_lines
 from stream.core.config import Config
 from stream.errors import CliError, InputError
 from stream.settings import Settings
+
+if TYPE_CHECKING:
+    from stream.attribution.paths import PathStats
 
 # per-call overrides: flag -> settings variable
 PER_CALL = {
@@ -29,61 +35,88 @@ PER_CALL = {
     "lookback": "TOUCHSTREAM_LOOKBACK_MS",
     "markov-order": "TOUCHSTREAM_MARKOV_ORDER",
 }
+EXAMPLES = """\
+examples:
+  touchstream attribute --events events.jsonl > conversions.jsonl
+  zcat events.jsonl.gz | touchstream attribute --events - --model-out snapshot.jsonl
+  touchstream attribute --paths <(zcat paths.csv.gz) --format table --models linear,markov
+  touchstream tail attribution.models --until-end > snapshot.jsonl
+  touchstream attribute --events events.jsonl --snapshot snapshot.jsonl
+
+A snapshot file is JSON lines of attribution.models values (stream/schemas/model.schema.json),
+as --model-out writes them and `touchstream tail attribution.models --until-end` prints them;
+one JSON object or a JSON array of values is read too, and the last value of each model counts.
+"""
 
 
 def add_parser(sub: Any) -> None:
     attribute = sub.add_parser(
-        "attribute", help="batch mode: the stream's models over a JSONL event file or an aggregated paths CSV"
+        "attribute",
+        help="batch mode: the stream's models over a JSONL event file or an aggregated paths CSV",
+        description="--events prints one attribution.conversions value per conversion, byte for\n"
+        "byte what the stream emits; --paths prints channel totals per model. FILE is -\n"
+        "(standard input) or any readable path: a file, a pipe, a FIFO, <(zcat paths.csv.gz).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = attribute.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--events", type=Path, help="raw events, one JSON per line: prints one attribution per line"
+        "--events", metavar="FILE", help="raw events, one JSON per line (- : stdin): one attribution per line"
     )
     source.add_argument(
         "--paths",
-        type=Path,
-        help="CSV path,total_conversions,total_conversion_value,total_null: channel totals",
+        metavar="FILE",
+        help="CSV path,total_conversions,total_conversion_value,total_null (- : stdin): channel totals",
     )
     attribute.add_argument(
         "--format", choices=("json", "table"), default="json", help="--paths output format"
     )
     attribute.add_argument(
         "--snapshot",
-        type=Path,
-        help="--events: a model snapshot (as on attribution.models) for markov/shapley",
+        metavar="FILE",
+        help="--events: the markov/shapley shares from these attribution.models values",
     )
     attribute.add_argument(
-        "--model-out", type=Path, help="--events: write the markov/shapley snapshot learned from the events"
+        "--model-out",
+        metavar="FILE",
+        help="--events: write the snapshot learned from the events, as attribution.models values",
     )
     for flag, variable in PER_CALL.items():
         attribute.add_argument(f"--{flag}", metavar="VALUE", help=f"overrides {variable}")
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
+def overridden(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with this call's flags (`PER_CALL`) in place of their variables."""
     overrides = {}
     for flag, variable in PER_CALL.items():
         text = getattr(args, flag.replace("-", "_"))
         if text is not None:
             name = variable.removeprefix("TOUCHSTREAM_").lower()
             overrides[name] = settings_mod.parse_field(name, text)
-    settings = dataclasses.replace(settings, **overrides)
+    return dataclasses.replace(settings, **overrides)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    settings = overridden(settings, args)
     config = settings.config()
-    source = args.events or args.paths
-    if not source.is_file():
-        raise CliError(f"no such file: {source}")
-    if args.events:
-        return _events(settings, config, args)
-    return _paths(settings, config, args)
+    if args.events is None:
+        if args.snapshot or args.model_out:
+            raise CliError("--snapshot and --model-out go with --events, not --paths")
+        return _paths(settings, config, args)
+    if args.events == STDIN and args.snapshot == STDIN:
+        raise CliError("--events and --snapshot cannot both read standard input (-)")
+    return _events(settings, config, args)
 
 
 def _paths(settings: Settings, config: Config, args: argparse.Namespace) -> int:
     from stream.offline.paths import format_table, path_totals, read_paths
 
-    with _progress_open(args.paths, "rt") as text:
+    with open_input(args.paths) as lines:
         try:
-            totals = path_totals(read_paths(text), config.models, config.params, settings.markov_order)
+            rows = read_paths(text_lines(lines))
+            totals = path_totals(rows, config.models, config.params, settings.markov_order)
         except InputError as exc:
-            raise CliError(f"{args.paths}: {exc}") from None
+            raise input_error(display_name(args.paths), exc) from None
     if args.format == "json":
         sys.stdout.buffer.write(
             orjson.dumps(totals, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
@@ -94,35 +127,41 @@ def _paths(settings: Settings, config: Config, args: argparse.Namespace) -> int:
 
 
 def _events(settings: Settings, config: Config, args: argparse.Namespace) -> int:
-    from stream.attribution import snapshot as snapshots
+    from stream.cli.snapshots import check_holds, read_snapshot
     from stream.offline.replay import EventReplay
 
     snapshot = None
     if args.snapshot:
-        try:
-            snapshot = snapshots.Snapshot.from_doc(orjson.loads(args.snapshot.read_bytes()))
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise CliError(f"{args.snapshot}: not a model snapshot ({exc})") from None
-    replay = EventReplay(config, settings.limits(), int(time.time() * 1000), settings.partitions, snapshot)
-    with _progress_open(args.events, "rb") as lines:
+        with open_input(args.snapshot, progress=False) as file:
+            snapshot = read_snapshot(display_name(args.snapshot), file.read())
+        check_holds(display_name(args.snapshot), snapshot, config.models)
+    with contextlib.ExitStack() as files:
+        lines = files.enter_context(open_input(args.events))
+        model_out = files.enter_context(open_output(args.model_out)) if args.model_out else None
+        replay = EventReplay(
+            config, settings.limits(), int(time.time() * 1000), settings.partitions, snapshot
+        )
         out = sys.stdout.buffer
         for value in replay.run(lines):
             out.write(value + b"\n")
-    stats = replay.finish()
-    for r in replay.rejected:
-        print(f"{args.events}:{r.line}: skipped ({r.reason_code}): {r.error}", file=sys.stderr)
-    if args.model_out:
-        learned = snapshots.build(stats, settings.markov_order).doc() if stats else {"snapshot_id": None}
-        args.model_out.write_bytes(orjson.dumps(learned, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+        stats = replay.finish()
+        for r in replay.rejected:
+            print(
+                f"{display_name(args.events)}:{r.line}: skipped ({r.reason_code}): {r.error}", file=sys.stderr
+            )
+        if model_out:
+            _write_model(model_out, args.model_out, stats, settings.markov_order)
     return 0
 
 
-def _progress_open(path: Path, mode: str):  # type: ignore[no-untyped-def]
-    """Open a file with a rich progress bar on stderr (shown only on a terminal)."""
-    import rich.progress
-    from rich.console import Console
+def _write_model(out: BinaryIO, name: str, stats: PathStats, markov_order: int) -> None:
+    """The snapshot learned, as the worker would publish it; none when no journey converted
+    or expired (as the worker, which publishes none then)."""
+    from stream.attribution import snapshot as snapshots
+    from stream.attribution.paths import seen
+    from stream.cli.snapshots import published_lines
 
-    console = Console(stderr=True)
-    return rich.progress.open(
-        path, mode, description=path.name, console=console, disable=not console.is_terminal
-    )
+    if seen(stats):
+        out.write(published_lines(snapshots.build(stats, markov_order)))
+    else:
+        print(f"touchstream: warning: no journey converted or expired: {name} is empty", file=sys.stderr)

@@ -56,7 +56,12 @@ def web_url(settings: Settings, path: str) -> str:
 
 
 def add_parser(sub: Any) -> None:
-    demo = sub.add_parser("demo", help="start broker, Redis, worker and simulator; print live attribution")
+    demo = sub.add_parser(
+        "demo",
+        help="start broker, Redis, worker and simulator; print live attribution",
+        epilog="examples:\n  touchstream demo\n  touchstream demo --customers 500 --rate 50\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--rate", type=float, default=300.0, help="events per second")
 

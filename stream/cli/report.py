@@ -28,7 +28,17 @@ FORMATS = ("table", "json", "csv")
 
 
 def add_parser(sub: Any) -> None:
-    report = sub.add_parser("report", help="channel / campaign / keyword report: cost, CPA, ROAS, revenue")
+    report = sub.add_parser(
+        "report",
+        help="channel / campaign / keyword report: cost, CPA, ROAS, revenue",
+        epilog="""\
+examples:
+  touchstream report
+  touchstream report --from 2026-01-01 --to 2026-01-31 --by campaign --models linear,markov
+  touchstream report --events events.jsonl --format csv > report.csv
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     report.add_argument(
         "--from", dest="first", metavar="YYYY-MM-DD", help="first day (default: 6 days before --to)"
     )

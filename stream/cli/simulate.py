@@ -19,7 +19,17 @@ from stream.settings import Settings
 
 
 def add_parser(sub: Any) -> None:
-    sim = sub.add_parser("simulate", help="publish realistic synthetic journeys to touchpoints.raw")
+    sim = sub.add_parser(
+        "simulate",
+        help="publish realistic synthetic journeys to touchpoints.raw",
+        epilog="""\
+examples:
+  touchstream simulate --customers 200 --rate 100
+  touchstream simulate --customers 1000 --seed 3 --output events.jsonl
+  touchstream simulate --customers 100 --output /dev/stdout | touchstream attribute --events -
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sim.add_argument("--customers", type=int, default=1000)
     sim.add_argument("--rate", type=float, default=0.0, help="events per second (0 = as fast as possible)")
     sim.add_argument("--seed", type=int, default=7)

@@ -23,13 +23,22 @@ from stream.settings import Settings, _duration_ms, env_name
 
 def add_parser(sub: Any) -> None:
     topics = sub.add_parser(
-        "topics", help="create Touchstream's topics before the first worker, or list them"
+        "topics",
+        help="create Touchstream's topics before the first worker, or list them",
+        epilog="examples:\n  touchstream topics create --retention-ms 14d\n  touchstream topics list\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = topics.add_subparsers(dest="action", required=True)
     create = actions.add_parser(
         "create",
         help="create the missing topics: TOUCHSTREAM_PARTITIONS partitions, "
         "TOUCHSTREAM_REPLICATION_FACTOR replicas; existing ones are left as they are",
+        epilog="""\
+examples:
+  touchstream topics create
+  TOUCHSTREAM_REPLICATION_FACTOR=3 touchstream topics create --retention-ms 14d --min-insync-replicas 2
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     create.add_argument(
         "--retention-ms",
@@ -43,7 +52,13 @@ def add_parser(sub: Any) -> None:
         help="min.insync.replicas of the topics created (default: the broker's); "
         "2 with a replication factor of 3",
     )
-    actions.add_parser("list", help="every topic's partitions and replication factor, or that it is missing")
+    actions.add_parser(
+        "list",
+        help="every topic's partitions and replication factor, or that it is missing",
+        epilog="examples:\n  touchstream topics list\n"
+        "  TOUCHSTREAM_TOPIC_PREFIX=staging. touchstream topics list\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def topic_configs(settings: Settings, args: argparse.Namespace) -> dict[str, str]:

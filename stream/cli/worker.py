@@ -14,7 +14,17 @@ from stream.settings import Settings
 
 
 def add_parser(sub: Any) -> None:
-    worker = sub.add_parser("worker", help="run a worker (handlers, timers, /metrics); run more to scale out")
+    worker = sub.add_parser(
+        "worker",
+        help="run a worker (handlers, timers, /metrics); run more to scale out",
+        epilog="""\
+examples:
+  touchstream worker
+  TOUCHSTREAM_KAFKA_BOOTSTRAP_SERVERS=kafka:9092 TOUCHSTREAM_REDIS_URL=redis://redis:6379/0 \\
+    touchstream worker --web-port 6067
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     worker.add_argument("--web-port", type=int, help="overrides TOUCHSTREAM_WEB_PORT")
 
 

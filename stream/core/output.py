@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from stream.attribution import DATA_DRIVEN, MODELS, attribute
+from stream.attribution import MODELS, attribute
 from stream.attribution.paths import VALUE_SCALE, format_path
 from stream.attribution.snapshot import Snapshot
 from stream.core.config import ModelParams
@@ -22,8 +22,8 @@ from stream.core.journey import Converted, SessionClosed
 from stream.core.records import Event, Touchpoint
 from stream.core.topics import CONVERSIONS, CREDITS, DLQ, IDENTITY_CONFLICTS, PATHS, SESSIONS
 from stream.core.topics import MODELS as MODELS_TOPIC
+from stream.core.versions import SCHEMA_VERSION
 
-SCHEMA_VERSION = 2  # 2: touchpoints and credit rows carry `term` and `content`
 UNATTRIBUTED = "(unattributed)"
 
 
@@ -192,18 +192,11 @@ def conversion_messages(doc: dict[str, Any], credit_models: Sequence[str] | None
     return messages
 
 
-def model_messages(snapshot: dict[str, Any]) -> list[Message]:
-    """`attribution.models`: one value per data-driven model, keyed by model name."""
-    common = {
-        "schema_version": SCHEMA_VERSION,
-        "snapshot_id": snapshot["snapshot_id"],
-        "paths": snapshot["paths"],
-        "conversions": snapshot["conversions"],
-        "nulls": snapshot["nulls"],
-    }
+def model_messages(snapshot: Snapshot) -> list[Message]:
+    """`attribution.models`: one value per data-driven model (`Snapshot.published`), keyed by
+    model name."""
     return [
-        Message(MODELS_TOPIC, name.encode(), dumps({**common, "model": name, **snapshot[name]}))
-        for name in DATA_DRIVEN
+        Message(MODELS_TOPIC, value["model"].encode(), dumps(value), value) for value in snapshot.published()
     ]
 
 

@@ -3,7 +3,11 @@
 Reads files in the common format `path,total_conversions,total_conversion_value,total_null`
 (path written `a > b > c`). Heuristic models credit each row as `total_conversions`
 conversions of its path; data-driven models learn from every row (converting and null)
-and use the global normalisation of the attribution literature.
+and give each channel its total as the literature defines it (`Model.totals`): `markov`
+the total conversions × RE_c / Σ RE and the total value × REv_c / Σ REv, with each
+channel's `removal_effect` and `value_removal_effect`; `shapley` φ_c of the conversions
+and of the value game; `shapley_ordered` the same with the breakdown by position
+(`positions`, `value_positions`: φ_c^1, φ_c^2, …).
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from stream.attribution import MODELS
 from stream.attribution import snapshot as snapshots
-from stream.attribution.paths import PathCount, global_totals
+from stream.attribution.paths import PathCount
 from stream.core.config import DAY_MS, ModelParams
 from stream.core.records import AttributionInput, Touchpoint
 from stream.errors import InputError
@@ -58,7 +63,7 @@ def path_input(path: tuple[str, ...]) -> AttributionInput:
     return AttributionInput(touches, conversion_ts=0)
 
 
-Totals = dict[str, dict[str, dict[str, float]]]  # model -> channel -> {"conversions", "value"}
+Totals = dict[str, dict[str, dict[str, Any]]]  # model -> channel -> {"conversions", "value", …}
 
 
 def path_totals(
@@ -68,7 +73,7 @@ def path_totals(
 
     Heuristic models credit each row as `conversions` conversions of its path; the
     data-driven ones learn the stream's snapshot from every row (converting and null) and
-    give channel c the total × w_c / Σ w of its snapshot weight w (global normalisation).
+    give each channel its `Model.totals` (see the module docstring).
     """
     names = tuple(models)
     stats: dict[tuple[str, ...], PathCount] = {}
@@ -83,9 +88,9 @@ def path_totals(
     if learned:
         snapshot = snapshots.build(stats, markov_order)
         for name in learned:
-            weights = MODELS[name].weights
-            assert weights is not None
-            totals[name] = global_totals(stats, weights(snapshot))
+            channel_totals = MODELS[name].totals
+            assert channel_totals is not None
+            totals[name] = channel_totals(stats, snapshot)
     return {name: totals[name] for name in names if name in totals}
 
 
@@ -108,7 +113,7 @@ def heuristic_totals(rows: Iterable[PathRow], models: Iterable[str], params: Mod
     return totals
 
 
-def format_table(totals: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+def format_table(totals: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     """Channel totals as a plain-text table, one block per model."""
     out = io.StringIO()
     for model, channels in totals.items():

@@ -226,12 +226,13 @@ def register_timers(app: BatchApp, settings: Settings, parts: Parts) -> None:
 
         @app.page("/models/refresh")
         class RefreshModels(View):
-            """On-demand refresh: recompute the snapshot from the path counts now, return it.
-            POST only, so that no page a browser merely visits can set it off."""
+            """On-demand refresh: recompute the snapshot from the path counts now, return it
+            as its `attribution.models` values (`[]` before any path is counted). POST only,
+            so that no page a browser merely visits can set it off."""
 
             async def post(self, request: Request) -> Response:
                 snapshot = await parts.models.refresh()
-                return self.json(snapshot.doc() if snapshot else {"snapshot_id": None})
+                return self.json(snapshot.published() if snapshot else [])
 
     @app.timer(settings.sweep_interval_ms / 1000)
     async def sweep() -> None:

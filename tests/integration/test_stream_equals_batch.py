@@ -33,21 +33,22 @@ def events_file(tmp_path_factory) -> tuple[list[dict], Path]:
     return events, write_jsonl(tmp_path_factory.mktemp("batch") / "events.jsonl", events)
 
 
-def refresh_model(settings) -> dict[str, Any]:
-    """The worker's on-demand model refresh: the snapshot it has now."""
+def refresh_model(settings) -> list[dict[str, Any]]:
+    """The worker's on-demand model refresh: the snapshot it has now, as its
+    `attribution.models` values (`[]` before any)."""
     url = f"http://127.0.0.1:{settings.web_port}/models/refresh"
     with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30) as page:
         return orjson.loads(page.read())
 
 
-def refreshed_model(settings, want: str, timeout: float = 60) -> dict[str, Any]:
+def refreshed_model(settings, want: str, timeout: float = 60) -> list[dict[str, Any]]:
     """The worker's model refresh, polled until it reaches snapshot `want` (the last one
     seen when it does not: the caller's comparison shows how it differs)."""
-    seen: list[dict[str, Any]] = []
+    seen: list[list[dict[str, Any]]] = []
 
     def reached() -> bool:
         seen.append(refresh_model(settings))
-        return seen[-1]["snapshot_id"] == want
+        return bool(seen[-1]) and seen[-1][0]["snapshot_id"] == want
 
     with contextlib.suppress(TimeoutError):
         wait_until(reached, timeout, f"model snapshot {want}", interval=1)
@@ -68,10 +69,11 @@ def test_stream_equals_batch(make_settings, start_worker, events_file, tmp_path,
     expected = sorted(
         attribute_cli(settings, "--events", str(path), "--model-out", str(model_file)).splitlines()
     )
-    batch_model = orjson.loads(model_file.read_bytes())
+    batch_model = [orjson.loads(line) for line in model_file.read_bytes().splitlines()]  # JSON lines
+    batch_id = batch_model[0]["snapshot_id"]
     conversions = sum(e["type"] == "conversion" for e in events)
     assert len(expected) == conversions > 20
-    assert batch_model["nulls"] > 50 and batch_model["conversions"] > 20  # expiry made null paths
+    assert batch_model[0]["nulls"] > 50 and batch_model[0]["conversions"] > 20  # expiry made null paths
 
     start_worker(settings)
     publish(settings, settings.topic(RAW), events)
@@ -85,7 +87,7 @@ def test_stream_equals_batch(make_settings, start_worker, events_file, tmp_path,
     assert sorted(m.value for m in streamed) == expected
 
     # the model after all events: journeys idle for the lookback expire as null paths
-    assert refreshed_model(settings, batch_model["snapshot_id"]) == batch_model
+    assert refreshed_model(settings, batch_id) == batch_model
 
     # a conversion after the refresh names the snapshot and carries its shares
     marker = [
@@ -98,7 +100,7 @@ def test_stream_equals_batch(make_settings, start_worker, events_file, tmp_path,
     streamed = read_all(settings, settings.topic(CONVERSIONS))
     assert len(streamed) == conversions + 1
     ours = [orjson.loads(m.value) for m in streamed if orjson.loads(m.value)["attribution_id"] == "m-3"]
-    assert len(ours) == 1 and ours[0]["model_snapshot"] == batch_model["snapshot_id"]
+    assert len(ours) == 1 and ours[0]["model_snapshot"] == batch_id
     marker_file = write_jsonl(tmp_path / "marker.jsonl", marker)
     offline = orjson.loads(
         attribute_cli(settings, "--events", str(marker_file), "--snapshot", str(model_file))
@@ -108,9 +110,10 @@ def test_stream_equals_batch(make_settings, start_worker, events_file, tmp_path,
     # is the batch model's (earlier ones: expiry events still on their way when polled)
     published = values(settings, settings.topic(MODELS))
     snapshots = list(dict.fromkeys(m["snapshot_id"] for m in published))
-    assert snapshots[-1] == batch_model["snapshot_id"]
+    assert snapshots[-1] == batch_id
     for snapshot_id in snapshots:
         assert sorted(m["model"] for m in published if m["snapshot_id"] == snapshot_id) == [
             "markov",
             "shapley",
+            "shapley_ordered",
         ]

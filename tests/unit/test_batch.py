@@ -69,7 +69,7 @@ def test_attribute_events_skips_invalid_lines_and_records_them() -> None:
 
 
 def test_data_driven_totals_from_a_paths_file() -> None:
-    """Order-1 chain over all 46 journeys of the CSV (converting and null):
+    """markov: order-1 chain over all 46 journeys of the CSV (converting and null):
     start→email 22, start→paid_search 24; email→direct 15, email→paid_search 7;
     paid_search→direct 7, paid_search→conv 4, paid_search→null 20; direct→conv 10, direct→null 12.
     The chain reproduces the observed rate: P(conv) = 14/46.
@@ -77,27 +77,62 @@ def test_data_driven_totals_from_a_paths_file() -> None:
       P = 31/46 · 4/31 = 4/46, RE_direct = 1 − 4/14.
     Without paid_search: start→email→direct→conv = 22/46 · 15/22 · 10/22, RE = 1 − (150/1012)/(14/46).
     Without email: start→paid_search (24/46) then conv 4/31 or →direct 7/31 · 10/22.
-    Totals: 14 conversions × RE_c / ΣRE, value likewise; both conserved."""
+    Conversions: 14 × RE_c / ΣRE.
+    Value: v̄(direct) = 1000/10 = 100, v̄(paid_search) = 100/4 = 25; V = 1100/46 (as observed).
+    Without direct: 31/46 · 4/31 · 25 = 100/46, REv = 1 − 100/1100 = 10/11.
+    Without paid_search: 22/46 · 15/22 · 10/22 · 100 = 15000/1012, REv = 1 − (15000/1012)/(1100/46).
+    Without email: 24/46 · (4/31 · 25 + 7/31 · 10/22 · 100), REv = 1 − that/(1100/46).
+    Value: 1100 × REv_c / ΣREv.
+
+    shapley: email>direct's 10 conversions (value 1000) split 5/5 (500/500) between email and
+    direct; paid_search keeps its 4 (100); the null row adds 0.
+    shapley_ordered: the same by position: email (5) at 1; direct at 2 (5), also seen at 3 on
+    the null row: (0, 5, 0); paid_search (4, 0). Value: (500), (0, 500, 0), (100, 0)."""
     from stream.attribution import markov
     from stream.attribution.paths import PathCount
     from stream.offline.paths import path_totals
 
-    got = path_totals(read_paths(io.StringIO(CSV)), ("markov", "shapley"), ModelParams())
-    p = 14 / 46
+    got = path_totals(read_paths(io.StringIO(CSV)), ("markov", "shapley", "shapley_ordered"), ModelParams())
+    p, v = 14 / 46, 1100 / 46
     effects = {
         "direct": 1 - (4 / 46) / p,
         "paid_search": 1 - (22 / 46 * 15 / 22 * 10 / 22) / p,
         "email": 1 - (24 / 46 * (4 / 31 + 7 / 31 * 10 / 22)) / p,
     }
+    value_effects = {
+        "direct": 10 / 11,
+        "paid_search": 1 - (15000 / 1012) / v,
+        "email": 1 - (24 / 46 * (4 / 31 * 25 + 7 / 31 * 10 / 22 * 100)) / v,
+    }
     rows = read_paths(io.StringIO(CSV))
     stats = {row.path: PathCount(row.conversions, row.value, row.nulls) for row in rows}
     assert markov.removal_effects(stats) == pytest.approx(effects, abs=1e-12)
-    total_re = sum(effects.values())
+    assert markov.value_removal_effects(stats) == pytest.approx(value_effects, abs=1e-12)
+    total_re, total_rev = sum(effects.values()), sum(value_effects.values())
     for channel, effect in effects.items():
-        cell = got["markov"][channel]
-        assert (cell["conversions"], cell["value"]) == pytest.approx(
-            (14 * effect / total_re, 1100 * effect / total_re)
+        assert got["markov"][channel] == pytest.approx(
+            {
+                "conversions": 14 * effect / total_re,
+                "value": 1100 * value_effects[channel] / total_rev,
+                "removal_effect": effect,
+                "value_removal_effect": value_effects[channel],
+            }
         )
+    assert got["shapley"] == {
+        "direct": {"conversions": 5.0, "value": 500.0},
+        "email": {"conversions": 5.0, "value": 500.0},
+        "paid_search": {"conversions": 4.0, "value": 100.0},
+    }
+    assert got["shapley_ordered"] == {
+        "direct": {
+            "conversions": 5.0,
+            "value": 500.0,
+            "positions": [0, 5, 0],
+            "value_positions": [0, 500, 0],
+        },
+        "email": {"conversions": 5.0, "value": 500.0, "positions": [5], "value_positions": [500]},
+        "paid_search": {"conversions": 4.0, "value": 100.0, "positions": [4, 0], "value_positions": [100, 0]},
+    }
     assert orjson.loads(orjson.dumps(got)) == got  # plain floats: `--format json` can print it
     for totals in got.values():
         assert sum(c["conversions"] for c in totals.values()) == pytest.approx(14.0)

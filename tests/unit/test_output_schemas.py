@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from stream.attribution import DATA_DRIVEN, MODELS
 from stream.attribution.paths import PathCount
-from stream.attribution.snapshot import Snapshot, build
+from stream.attribution.snapshot import Snapshot, build, from_published
 from stream.core.config import ModelParams
 from stream.core.journey import Converted, SessionClosed
 from stream.core.output import (
@@ -149,7 +149,11 @@ def test_the_schemas_are_strict_enough_to_fail() -> None:
         ("credit", {**next(iter(credit_rows(unattributed))), "share": 0.5}),
         ("session", {**session, "closed_by": "timeout"}),
         ("dlq", {**dead, "reason_code": "because"}),
-        ("model", {**orjson.loads(model_messages(SNAPSHOT.doc())[0].value), "model": "linear"}),
+        ("model", {**orjson.loads(model_messages(SNAPSHOT)[0].value), "model": "linear"}),
+        ("model", {**SNAPSHOT.published()[0], "model": "shapley"}),  # a markov value named shapley
+        ("model", {**SNAPSHOT.published()[1], "exact": True}),  # the old shapley fields are gone
+        ("model", {k: v for k, v in SNAPSHOT.published()[2].items() if k != "value_positions"}),
+        ("model", {**SNAPSHOT.published()[0], "removal_effects": {"email": 1.5}}),
     ]
     for name, value in wrong:
         with pytest.raises(jsonschema.ValidationError):
@@ -248,22 +252,52 @@ def test_an_identity_conflict() -> None:
 
 
 def test_model_snapshot_messages() -> None:
-    messages = model_messages(SNAPSHOT.doc())
+    """One value per data-driven model, each valid, exactly `Snapshot.published()`, and read
+    back by `from_published` as the same snapshot."""
+    messages = model_messages(SNAPSHOT)
     assert [(m.topic, m.key) for m in messages] == [(MODELS_TOPIC, n.encode()) for n in DATA_DRIVEN]
-    docs = {d["model"]: d for d in map(checked, messages)}
-    assert set(docs["markov"]["removal_effects"]) == {"direct", "email", "paid_search"}
-    assert docs["shapley"]["exact"] is True and docs["shapley"]["error_bound"] is None
+    docs = [checked(m) for m in messages]
+    assert docs == SNAPSHOT.published() == [m.doc for m in messages]
+    by_model = {d["model"]: d for d in docs}
+    channels = {"direct", "email", "paid_search"}
+    assert (
+        set(by_model["markov"]["removal_effects"])
+        == set(by_model["markov"]["value_removal_effects"])
+        == channels
+    )
+    assert set(by_model["shapley"]["values"]) == set(by_model["shapley"]["value_values"]) == channels
+    assert set(by_model["shapley_ordered"]["positions"]) == channels
+    assert from_published(docs) == SNAPSHOT
+    assert from_published(docs).published() == docs
 
 
-def test_a_sampled_shapley_snapshot() -> None:
-    """More channels than exact enumeration takes: sampled values with an error bound."""
-    channels = sorted(CHANNELS)[:17]
-    stats = {
-        (c, channels[(i + 1) % 17]): PathCount(conversions=1 + i % 3, nulls=i % 2)
-        for i, c in enumerate(channels)
-    }
-    [_, shapley] = [checked(m) for m in model_messages(build(stats).doc())]
-    assert shapley["exact"] is False and shapley["error_bound"] is not None
+def test_from_published_errors_and_partial_snapshots() -> None:
+    """Some of the values: a snapshot of those models. Anything else: one-line ValueErrors."""
+    values = SNAPSHOT.published()
+    partial = from_published(values[1:])
+    assert partial.models == ("shapley", "shapley_ordered") and partial.markov is None
+    assert partial.published() == values[1:]
+    assert from_published(values[0]).models == ("markov",)  # a single value as is
+    other = {**values[1], "snapshot_id": "0123456789abcdef"}
+    wrong = [
+        ([], "^no attribution.models value$"),
+        ([{"model": "markov"}], '^not an attribution.models value: {"model":"markov"}$'),
+        ({"snapshot_id": "x", "markov": {}}, "^not an attribution.models value: "),  # the old stored form
+        ([values[0], other], f"^values of two snapshots: {SNAPSHOT.snapshot_id}, 0123456789abcdef$"),
+        ([values[0], values[0]], "^two 'markov' values of snapshot "),
+        ([{**values[1], "value_values": None}], "^not an attribution.models value: shapley: "),
+        (
+            [{**values[2], "positions": {"email": [-1.0]}}],
+            "^not an attribution.models value: shapley_ordered: ",
+        ),
+        (
+            [{k: v for k, v in values[0].items() if k != "order"}],
+            "^not an attribution.models value: markov field",
+        ),
+    ]
+    for given_values, message in wrong:
+        with pytest.raises(ValueError, match=message):
+            from_published(given_values)
 
 
 # --- any journey ---------------------------------------------------------------------
@@ -331,8 +365,11 @@ def test_any_journey_gives_valid_values(journey, stats, revision) -> None:
 
 @given(path_stats(SNAPSHOT_CHANNELS, 8), st.integers(1, 3))
 def test_any_snapshot_gives_valid_model_messages(stats, order) -> None:
-    for message in model_messages(build(stats, order).doc()):
-        checked(message)
+    """Every model's value validates, and the values round-trip through `from_published`."""
+    snapshot = build(stats, order)
+    docs = [checked(message) for message in model_messages(snapshot)]
+    assert [d["model"] for d in docs] == list(DATA_DRIVEN)
+    assert from_published(orjson.loads(orjson.dumps(docs))) == snapshot
 
 
 @given(

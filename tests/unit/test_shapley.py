@@ -1,22 +1,38 @@
-"""The `shapley` model (DESIGN.md §7) on hand-computed examples.
+"""`shapley` and `shapley_ordered` (Zhao, Mahboobi & Bagheri 2018) on hand-computed examples.
 
-v(S) is the conversion rate of the journeys whose channel set is exactly S
-(0 when there are none, v(∅) = 0). With n players the weight of a coalition
-S not containing i is |S|! (n − |S| − 1)! / n!: for n = 2, 1/2 for |S| = 0
-and 1; for n = 3, 1/3 (|S| = 0), 1/6 (|S| = 1), 1/3 (|S| = 2).
+simplified Shapley: φ_c = Σ over channel sets S containing c of R(S) / |S|, R(S) the
+conversions (value game: the value) of the journeys whose channel set is exactly S.
+ordered Shapley: φ_c^i, the same sum over the journeys whose distinct channels, by first
+appearance, have c at position i.
+
+THREE, by channel set and by sequence (conversions, value):
+  A (1, 10; 3 nulls)           set {A}      sequence (A)
+  B (1, 20; 1 null)            set {B}      sequence (B)
+  A > B (2, 30)                set {A,B}    sequence (A, B)
+  B > A (1, 40; 1 null)        set {A,B}    sequence (B, A)
+  C > A > B > C (1, 50)        set {A,B,C}  sequence (C, A, B)
+  C (1 null), C > C (1 null)   set {C}      sequence (C)
+R({A}) = 1, R({B}) = 1, R({A,B}) = 3, R({A,B,C}) = 1, R({C}) = 0: 6 conversions.
+R_value: {A} 10, {B} 20, {A,B} 70, {A,B,C} 50: 150.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stream.attribution.paths import PathCount
-from stream.attribution.shapley import ShapleyResult, channel_totals, shapley_shares, shapley_values
+from stream.attribution.shapley import ShapleyValues, channel_totals, shapley_shares, shapley_values
+from stream.attribution.shapley_ordered import (
+    OrderedValues,
+    ordered_shares,
+    ordered_values,
+    sequence,
+)
+from stream.attribution.shapley_ordered import channel_totals as ordered_totals
 from stream.core.records import AttributionInput, Touchpoint
 from tests.support.strategies import path_stats
 
@@ -29,32 +45,29 @@ def journey(*channels: str) -> AttributionInput:
     return AttributionInput(touches=touches, conversion_ts=len(channels))
 
 
-def v_all(stats) -> float:
-    """v(N): the conversion rate of the journeys that touched every channel."""
-    everyone = {ch for path, c in stats.items() if c.conversions + c.nulls > 0 for ch in path}
-    full = [c for p, c in stats.items() if p and set(p) == everyone and c.conversions + c.nulls > 0]
-    journeys = sum(c.conversions + c.nulls for c in full)
-    return sum(c.conversions for c in full) / journeys if journeys else 0.0
+def close(got, want, tol: float = 1e-12) -> bool:
+    """`got` equals `want` (nested dicts and sequences of numbers) up to `tol`, relative or absolute."""
+    if isinstance(want, dict):
+        return (
+            isinstance(got, dict)
+            and got.keys() == want.keys()
+            and all(close(got[k], want[k], tol) for k in want)
+        )
+    if isinstance(want, list | tuple):
+        return len(got) == len(want) and all(close(g, w, tol) for g, w in zip(got, want, strict=True))
+    return math.isclose(got, want, rel_tol=tol, abs_tol=tol)
 
 
-def random_stats(n_channels: int, n_paths: int, seed: int) -> dict[tuple[str, ...], PathCount]:
-    """`n_paths` random journeys of 1-6 touches over `n_channels` channels, ~30% converting."""
-    rng = np.random.default_rng(seed)
-    names = [f"ch{i:02d}" for i in range(n_channels)]
-    stats: dict[tuple[str, ...], PathCount] = {}
-    for _ in range(n_paths):
-        path = tuple(names[i] for i in rng.integers(0, n_channels, size=rng.integers(1, 7)))
-        converted = rng.random() < 0.3
-        count = PathCount(conversions=1.0, value=10.0) if converted else PathCount(nulls=1.0)
-        stats[path] = stats[path] + count if path in stats else count
-    return stats
+def seen_totals(stats) -> tuple[float, float]:
+    """Conversions and value of the seen paths (non-empty, conversions + nulls > 0)."""
+    kept = [c for p, c in stats.items() if p and c.conversions + c.nulls > 0]
+    return math.fsum(c.conversions for c in kept), math.fsum(c.value for c in kept)
 
 
-# A>B: 1 conv, A: 1 null, B: 1 conv.
-TWO = {("A", "B"): PathCount(conversions=1), ("A",): PathCount(nulls=1), ("B",): PathCount(conversions=1)}
+def converting_channels(stats) -> set[str]:
+    return {ch for p, c in stats.items() if p and c.conversions > 0 for ch in p}
 
-# Sets: {A} 1 conv 3 null; {B} 1 conv 1 null; {A,B} 3 conv 1 null (A>B, B>A);
-# {A,B,C} 1 conv; {C} 2 null (C and C>C); {A,C}, {B,C}: no journey.
+
 THREE = {
     ("A",): PathCount(conversions=1, value=10, nulls=3),
     ("B",): PathCount(conversions=1, value=20, nulls=1),
@@ -66,138 +79,206 @@ THREE = {
 }
 
 
-# --- hand-computed values -----------------------------------------------------
-
-
-def test_two_channels() -> None:
-    """v(A) = 0/1 = 0, v(B) = 1/1 = 1, v(AB) = 1/1 = 1.
-
-    φ_A = 1/2 (v(A) − v(∅)) + 1/2 (v(AB) − v(B)) = 0 + 0 = 0.
-    φ_B = 1/2 (v(B) − v(∅)) + 1/2 (v(AB) − v(A)) = 1/2 + 1/2 = 1. Σ = 1 = v(AB).
-    """
-    result = shapley_values(TWO)
-    assert result == ShapleyResult({"A": 0.0, "B": 1.0}, exact=True, error_bound=None)
+# --- simplified Shapley: hand-computed values ----------------------------------------
 
 
 def test_three_channels() -> None:
-    """v(A) = 1/4, v(B) = 1/2, v(C) = 0, v(AB) = 3/4, v(AC) = v(BC) = 0, v(ABC) = 1.
+    """φ_A = R({A}) + R({A,B})/2 + R({A,B,C})/3 = 1 + 3/2 + 1/3 = 17/6;
+    φ_B = R({B}) + 3/2 + 1/3 = 17/6; φ_C = R({C}) + 1/3 = 0 + 1/3. Σ = 6 conversions.
 
-    φ_A = 1/3·v(A) + 1/6(v(AB) − v(B)) + 1/6(v(AC) − v(C)) + 1/3(v(ABC) − v(BC))
-        = 1/12 + 1/24 + 0 + 1/3 = 11/24.
-    φ_B = 1/3·v(B) + 1/6(v(AB) − v(A)) + 1/6(v(BC) − v(C)) + 1/3(v(ABC) − v(AC))
-        = 1/6 + 1/12 + 0 + 1/3 = 14/24.
-    φ_C = 1/3·v(C) + 1/6(v(AC) − v(A)) + 1/6(v(BC) − v(B)) + 1/3(v(ABC) − v(AB))
-        = 0 − 1/24 − 1/12 + 1/12 = −1/24.
-    Σ = (11 + 14 − 1)/24 = 1 = v(ABC).
+    Value game: φ_A = 10 + 70/2 + 50/3 = 185/3; φ_B = 20 + 35 + 50/3 = 215/3;
+    φ_C = 50/3. Σ = 450/3 = 150.
     """
-    result = shapley_values(THREE)
-    assert result.exact and result.error_bound is None
-    assert result.values == pytest.approx({"A": 11 / 24, "B": 14 / 24, "C": -1 / 24}, abs=1e-12)
+    got = shapley_values(THREE)
+    assert got.conversions == pytest.approx({"A": 17 / 6, "B": 17 / 6, "C": 1 / 3}, abs=1e-12)
+    assert got.value == pytest.approx({"A": 185 / 3, "B": 215 / 3, "C": 50 / 3}, abs=1e-12)
+    assert list(got.conversions) == list(got.value) == ["A", "B", "C"]
+
+
+def test_two_channels() -> None:
+    """A>B 1 conversion (value 8), A 1 null, B 1 conversion (value 2).
+    φ_A = R({A,B})/2 = 1/2 (R({A}) = 0); φ_B = R({B}) + 1/2 = 3/2; Σ = 2.
+    Value: φ_A = 8/2 = 4, φ_B = 2 + 4 = 6; Σ = 10."""
+    stats = {
+        ("A", "B"): PathCount(conversions=1, value=8),
+        ("A",): PathCount(nulls=1),
+        ("B",): PathCount(conversions=1, value=2),
+    }
+    assert shapley_values(stats) == ShapleyValues({"A": 0.5, "B": 1.5}, {"A": 4.0, "B": 6.0})
+
+
+def test_repeats_and_order_do_not_matter() -> None:
+    """A>B>A>B (2 conversions) and B>A (2) are both the set {A,B}: 4/2 = 2 each."""
+    stats = {("A", "B", "A", "B"): PathCount(conversions=2), ("B", "A"): PathCount(conversions=2)}
+    assert shapley_values(stats).conversions == {"A": 2.0, "B": 2.0}
 
 
 def test_single_channel_and_nothing() -> None:
-    """One channel: φ_A = v(A) − v(∅) = 2/4. No seen journey: no players."""
-    assert shapley_values({("A",): PathCount(conversions=2, nulls=2)}).values == {"A": 0.5}
-    assert shapley_values({(): PathCount(conversions=1)}).values == {}
-    assert shapley_values({("A",): PathCount(nulls=5)}).values == {"A": 0.0}
+    """One channel: φ_A = R({A}) = 2. No seen journey (the empty path, a 0-journey path):
+    no players. A channel on null paths only: φ = 0."""
+    assert shapley_values({("A",): PathCount(conversions=2, nulls=2)}).conversions == {"A": 2.0}
+    assert shapley_values({(): PathCount(conversions=1), ("B",): PathCount()}) == ShapleyValues({}, {})
+    assert shapley_values({("A",): PathCount(nulls=5)}).conversions == {"A": 0.0}
+
+
+def test_many_channels_are_exact() -> None:
+    """Any number of channels, no sampling: 40 channels on one path of 2 conversions and
+    each channel alone on a null path: 2/40 = 0.05 each."""
+    names = tuple(f"ch{i:02d}" for i in range(40))
+    stats = {names: PathCount(conversions=2, value=80), **{(n,): PathCount(nulls=1) for n in names}}
+    got = shapley_values(stats)
+    assert got.conversions == dict.fromkeys(names, 0.05) and got.value == dict.fromkeys(names, 2.0)
+
+
+# --- simplified Shapley: properties -------------------------------------------------
 
 
 @given(stats_st)
-def test_exact_efficiency(stats) -> None:
-    result = shapley_values(stats)
-    assert result.exact
-    assert math.fsum(result.values.values()) == pytest.approx(v_all(stats), abs=1e-9)
+def test_nonnegative_efficient_and_nothing_for_no_conversion(stats) -> None:
+    """φ >= 0; Σ φ = total conversions (value game: total value); a channel on no
+    converting path gets 0 in the conversions game."""
+    got = shapley_values(stats)
+    conversions, value = seen_totals(stats)
+    assert all(phi >= 0 for phi in [*got.conversions.values(), *got.value.values()])
+    assert math.fsum(got.conversions.values()) == pytest.approx(conversions, abs=1e-9)
+    assert math.fsum(got.value.values()) == pytest.approx(value, abs=1e-6)
+    for ch in set(got.conversions) - converting_channels(stats):
+        assert got.conversions[ch] == 0.0
 
 
-# --- sampling ---------------------------------------------------------------------
+@given(stats_st)
+def test_symmetry(stats) -> None:
+    """`e` added right after every `a`: a and e always appear together, so φ_a = φ_e."""
+    paired = {}
+    for path, count in stats.items():
+        path = tuple(x for ch in path if ch != "e" for x in ((ch, "e") if ch == "a" else (ch,)))
+        paired[path] = paired[path] + count if path in paired else count
+    got = shapley_values(paired)
+    if "a" in got.conversions:
+        assert got.conversions["a"] == pytest.approx(got.conversions["e"], abs=1e-12)
+        assert got.value["a"] == pytest.approx(got.value["e"], abs=1e-9)
 
 
-def test_sampled_matches_exact_within_its_bound() -> None:
-    """18 channels: the sampled values lie within `error_bound` of the exact ones (2^18 coalitions)."""
-    stats = random_stats(18, 3000, seed=1)
-    exact = shapley_values(stats, max_exact=18)
-    sampled = shapley_values(stats, samples=2000, seed=7)
-    assert exact.exact and not sampled.exact
-    assert sampled.error_bound is not None and 0 < sampled.error_bound < 0.05
-    for ch, phi in exact.values.items():
-        assert abs(sampled.values[ch] - phi) <= sampled.error_bound
-    assert math.fsum(sampled.values.values()) == pytest.approx(v_all(stats), abs=1e-9)
+# --- simplified Shapley: shares and totals --------------------------------------------
 
 
-def test_sampled_is_deterministic_for_a_seed() -> None:
-    stats = random_stats(18, 500, seed=2)
-    first = shapley_values(stats, samples=200, seed=3)
-    assert shapley_values(stats, samples=200, seed=3) == first
-    assert shapley_values(stats, samples=200, seed=4) != first
-    with pytest.raises(ValueError):
-        shapley_values(stats, samples=1)
-
-
-def test_sixteen_channels_are_exact_and_efficient() -> None:
-    """The exact method's upper bound (16 channels, 65,536 coalitions); no timing here
-    (speed claims live in bench/), only that it is exact and efficient."""
-    stats = random_stats(16, 5000, seed=3)
-    result = shapley_values(stats)
-    assert result.exact and len(result.values) == 16 and result.error_bound is None
-    everyone = frozenset(ch for path in stats for ch in path)
-    assert math.fsum(result.values.values()) == pytest.approx(_rate_of_exact_set(stats, everyone), abs=1e-9)
-
-
-# --- shares and totals ------------------------------------------------------------
-
-
-def test_shares_clip_negative_values() -> None:
-    """φ A 11/24, B 14/24, C −1/24 → weights 11, 14, 0 (C clipped), 11 for A>B>C>A.
-
-    Σ = 36: shares 11/36, 14/36, 0, 11/36.
-    """
-    values = shapley_values(THREE).values
-    shares = shapley_shares(journey("A", "B", "C", "A"), values)
-    assert shares == pytest.approx((11 / 36, 14 / 36, 0.0, 11 / 36), abs=1e-12)
+def test_shares_by_hand() -> None:
+    """φ A 17/6, B 17/6, C 1/3 on journey A>B>C>A (repeats count): weights 17, 17, 2, 17
+    (× 1/6), Σ 53: shares 17/53, 17/53, 2/53, 17/53."""
+    shares = shapley_shares(journey("A", "B", "C", "A"), shapley_values(THREE).conversions)
+    assert shares == pytest.approx((17 / 53, 17 / 53, 2 / 53, 17 / 53), abs=1e-12)
 
 
 def test_shares_fall_back_to_linear() -> None:
-    """Only non-positive values, or an unknown channel: 1/n each; no touches: ()."""
-    assert shapley_shares(journey("C", "C"), {"C": -0.5}) == (0.5, 0.5)
+    """Only zero weights, or an unknown channel: 1/n each; no touches: ()."""
+    assert shapley_shares(journey("C", "C"), {"C": 0.0}) == (0.5, 0.5)
     assert shapley_shares(journey("A", "Z"), {"A": 1.0}) == (0.5, 0.5)
     assert shapley_shares(journey(), {"A": 1.0}) == ()
 
 
 @given(stats_st, st.lists(st.sampled_from((*CHANNELS, "zz")), min_size=1, max_size=6))
 def test_shares_are_nonnegative_and_sum_to_one(stats, channels) -> None:
-    shares = shapley_shares(journey(*channels), shapley_values(stats).values)
-    assert len(shares) == len(channels)
-    assert all(s >= 0 for s in shares)
-    assert math.fsum(shares) == pytest.approx(1.0, abs=1e-12)
+    for shares in (
+        shapley_shares(journey(*channels), shapley_values(stats).conversions),
+        ordered_shares(journey(*channels), ordered_values(stats).conversions),
+    ):
+        assert len(shares) == len(channels)
+        assert all(s >= 0 for s in shares)
+        assert math.fsum(shares) == pytest.approx(1.0, abs=1e-12)
 
 
-def test_channel_totals_by_hand() -> None:
-    """Clipped φ: A 11/24, B 14/24, C 0; Σ 25/24. 6 conversions, value 150.
+def test_channel_totals_are_phi() -> None:
+    """Totals are φ itself: A 17/6 conversions and 185/3 value, B 17/6 and 215/3, C 1/3 and 50/3."""
+    totals = channel_totals(shapley_values(THREE))
+    assert close(
+        totals,
+        {
+            "A": {"conversions": 17 / 6, "value": 185 / 3},
+            "B": {"conversions": 17 / 6, "value": 215 / 3},
+            "C": {"conversions": 1 / 3, "value": 50 / 3},
+        },
+    )
 
-    A: 6·11/25 = 2.64 conversions, 150·11/25 = 66 value; B: 3.36 and 84; C: 0 and 0.
+
+# --- ordered Shapley --------------------------------------------------------------------
+
+
+def test_sequence_is_first_appearance() -> None:
+    assert sequence(("c", "a", "c", "b", "a")) == ("c", "a", "b")
+
+
+def test_ordered_by_hand() -> None:
+    """Each journey's R shared evenly among its sequence, credited at each channel's position:
+      (A) 1 -> A@1 1;  (B) 1 -> B@1 1;  (A, B) 2 -> A@1 1, B@2 1;
+      (B, A) 1 -> B@1 1/2, A@2 1/2;  (C, A, B) 1 -> C@1, A@2, B@3 1/3 each;  (C) 0 -> C@1 0.
+    φ_A = (1 + 1, 1/2 + 1/3) = (2, 5/6), Σ 17/6; φ_B = (1 + 1/2, 1, 1/3) = (3/2, 1, 1/3),
+    Σ 17/6; φ_C = (1/3,): the totals of `shapley`.
+    Value: (A) 10 -> A@1 10; (B) 20 -> B@1 20; (A, B) 30 -> A@1 15, B@2 15;
+      (B, A) 40 -> B@1 20, A@2 20; (C, A, B) 50 -> 50/3 each.
+    A = (25, 20 + 50/3 = 110/3), Σ 185/3; B = (40, 15, 50/3), Σ 215/3; C = (50/3,).
     """
-    totals = channel_totals(THREE, shapley_values(THREE))
-    assert totals["A"] == pytest.approx({"conversions": 2.64, "value": 66.0})
-    assert totals["B"] == pytest.approx({"conversions": 3.36, "value": 84.0})
-    assert totals["C"] == {"conversions": 0.0, "value": 0.0}
+    got = ordered_values(THREE)
+    assert close(got.conversions, {"A": (2.0, 5 / 6), "B": (1.5, 1.0, 1 / 3), "C": (1 / 3,)})
+    assert close(got.value, {"A": (25.0, 110 / 3), "B": (40.0, 15.0, 50 / 3), "C": (50 / 3,)})
+    assert close(
+        ordered_totals(got)["A"],
+        {
+            "conversions": 17 / 6,
+            "value": 185 / 3,
+            "positions": [2.0, 5 / 6],
+            "value_positions": [25, 110 / 3],
+        },
+    )
+
+
+def test_ordered_gaps_and_unseen() -> None:
+    """A seen at positions 1 (A, 2 conversions) and 3 (B>C>A, 3 conversions: 1 each), never
+    at 2: φ_A = (2, 0, 1). D on a null path only: (0,). Nothing seen: nothing."""
+    stats = {
+        ("A",): PathCount(conversions=2),
+        ("B", "C", "A"): PathCount(conversions=3),
+        ("D",): PathCount(nulls=1),
+    }
+    assert ordered_values(stats).conversions == {
+        "A": (2.0, 0.0, 1.0),
+        "B": (1.0,),
+        "C": (0.0, 1.0),
+        "D": (0.0,),
+    }
+    assert ordered_values({(): PathCount(conversions=1)}) == OrderedValues({}, {})
+
+
+def test_ordered_shares_by_hand() -> None:
+    """THREE, journey C>A>B>A: sequence (C, A, B), positions 1, 2, 3.
+    Weights: C φ_C^1 = 1/3; A φ_A^2 = 5/6, split over its two touches 5/12 + 5/12;
+    B φ_B^3 = 1/3. Σ = 1/3 + 5/6 + 1/3 = 3/2.
+    Shares: C (1/3)/(3/2) = 2/9, A (5/12)/(3/2) = 5/18, B 2/9, A 5/18; Σ = 1.
+    The module docstring's example: φ_A^1 = 0.6, φ_B^2 = 0.2 on A>B>A: 0.375, 0.25, 0.375."""
+    positions = ordered_values(THREE).conversions
+    shares = ordered_shares(journey("C", "A", "B", "A"), positions)
+    assert shares == pytest.approx((2 / 9, 5 / 18, 2 / 9, 5 / 18), abs=1e-12)
+    assert ordered_shares(journey("A", "B", "A"), {"A": (0.6,), "B": (0.0, 0.2)}) == pytest.approx(
+        (0.375, 0.25, 0.375), abs=1e-12
+    )
+
+
+def test_ordered_shares_fall_back_to_linear() -> None:
+    """THREE: C never seen past position 1, so A>B>C (C at 3) is unknown: linear. An unknown
+    channel: linear. Weights summing to 0 (D at 1 only on a null path): linear. No touches: ()."""
+    positions = ordered_values(THREE).conversions
+    assert ordered_shares(journey("A", "B", "C"), positions) == pytest.approx((1 / 3,) * 3)
+    assert ordered_shares(journey("A", "Z"), positions) == (0.5, 0.5)
+    assert ordered_shares(journey("D", "D"), {"D": (0.0,)}) == (0.5, 0.5)
+    assert ordered_shares(journey(), positions) == ()
 
 
 @given(stats_st)
-def test_channel_totals_conserve_conversions_and_value(stats) -> None:
-    result = shapley_values(stats)
-    if not sum(max(phi, 0.0) for phi in result.values.values()) > 0:
-        return
-    totals = channel_totals(stats, result)
-    seen = [c for c in stats.values() if c.conversions + c.nulls > 0]
-    assert sum(t["conversions"] for t in totals.values()) == pytest.approx(sum(c.conversions for c in seen))
-    assert sum(t["value"] for t in totals.values()) == pytest.approx(sum(c.value for c in seen))
-
-
-def _rate_of_exact_set(stats, channels: frozenset[str]) -> float:
-    """v(S): conversion rate of the journeys whose channel set is exactly S."""
-    conversions = nulls = 0.0
-    for path, count in stats.items():
-        if frozenset(path) == channels:
-            conversions += count.conversions
-            nulls += count.nulls
-    return conversions / (conversions + nulls) if conversions + nulls else 0.0
+def test_ordered_positions_sum_to_phi(stats) -> None:
+    """Σ_i φ_c^i = φ_c for both games; same channels; every φ_c^i >= 0."""
+    flat, ordered = shapley_values(stats), ordered_values(stats)
+    assert list(ordered.conversions) == list(flat.conversions)
+    for ch, phi in flat.conversions.items():
+        assert all(x >= 0 for x in ordered.conversions[ch])
+        assert len(ordered.value[ch]) == len(ordered.conversions[ch])
+        assert math.fsum(ordered.conversions[ch]) == pytest.approx(phi, abs=1e-9)
+        assert math.fsum(ordered.value[ch]) == pytest.approx(flat.value[ch], abs=1e-6)

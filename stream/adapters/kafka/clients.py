@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 Record = (
     tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes | None, int | None]
 )  # key, value[, ts ms]
+
+
+class UnknownTopic(LookupError):
+    """The topic, or the partition of it, asked for does not exist."""
 
 
 def raw_key(event: Any) -> bytes | None:
@@ -45,21 +49,22 @@ def event_time_record(event: dict[str, Any]) -> Record:
 async def produce(
     bootstrap: str,
     topic: str,
-    records: Iterable[Record],
+    records: Iterable[Record] | AsyncIterable[Record],
     rate: float | None = None,
     chunk: int = 1000,
     options: Mapping[str, Any] | None = None,
 ) -> int:
     """Publish records (optionally paced to `rate` per second); returns how many were acked.
 
+    `records` may be asynchronous (a pipe read without blocking the producer's sending);
     `options`: further aiokafka client arguments (security: `security.aiokafka_options`)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", **(options or {}))
-    await producer.start()
     sent = 0
-    started = time.monotonic()
     try:
+        await producer.start()
+        started = time.monotonic()
         pending = []
-        for key, value, *stamp in records:
+        async for key, value, *stamp in _aiter(records):
             timestamp = stamp[0] if stamp else None
             pending.append(await producer.send(topic, value=value, key=key, timestamp_ms=timestamp))
             sent += 1
@@ -78,11 +83,20 @@ async def produce(
     return sent
 
 
+async def _aiter(records: Iterable[Record] | AsyncIterable[Record]) -> AsyncIterator[Record]:
+    if isinstance(records, AsyncIterable):
+        async for record in records:
+            yield record
+    else:
+        for record in records:
+            yield record
+
+
 def _consumer(
-    bootstrap: str, topic: str, from_beginning: bool, options: Mapping[str, Any] | None
+    bootstrap: str, topic: str | None, from_beginning: bool, options: Mapping[str, Any] | None
 ) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        topic,
+        *([topic] if topic else []),
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
@@ -92,19 +106,61 @@ def _consumer(
 
 
 async def records(
-    bootstrap: str, topic: str, *, from_beginning: bool = True, options: Mapping[str, Any] | None = None
-) -> AsyncIterator[Any]:
-    """Yield a topic's records (aiokafka ConsumerRecord) forever, without a consumer group."""
-    consumer = _consumer(bootstrap, topic, from_beginning, options)
-    await consumer.start()
+    bootstrap: str,
+    topic: str,
+    *,
+    from_beginning: bool = True,
+    partition: int | None = None,
+    until_end: bool = False,
+    options: Mapping[str, Any] | None = None,
+) -> AsyncIterator[ConsumerRecord]:
+    """Yield a topic's records without a consumer group: every partition's, or `partition`'s,
+    forever or (`until_end`) up to the end offsets read at the start, then stop.
+
+    Partitions come out interleaved, each in offset order. The clients are closed on every
+    way out (the broker unreachable at start: aiokafka's `KafkaConnectionError`). No such
+    topic or partition: `UnknownTopic`. Close the iterator (`contextlib.aclosing`) to stop early."""
+    tps = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic, partition, options)]
+    consumer = _consumer(bootstrap, None, from_beginning, options)
     try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=200, max_records=1000)
-            for msgs in batch.values():
+        await consumer.start()
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps) if until_end else {}
+        while not until_end or await _before(consumer, ends):
+            batch = await consumer.getmany(*tps, timeout_ms=200, max_records=1000)
+            for tp, msgs in batch.items():
                 for msg in msgs:
-                    yield msg
+                    if not until_end or msg.offset < ends[tp]:
+                        yield msg
     finally:
         await consumer.stop()
+
+
+async def topic_partitions(
+    bootstrap: str, topic: str, partition: int | None = None, options: Mapping[str, Any] | None = None
+) -> list[int]:
+    """The partitions of `topic` (or [`partition`] when it has it), from the metadata of every
+    topic: asking for all of them does not create this one on a broker that auto-creates
+    topics. No such topic or partition: `UnknownTopic`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
+    try:
+        await admin.start()
+        metas = await admin.describe_topics()
+    finally:
+        await admin.close()
+    known = sorted(p["partition"] for m in metas if m["topic"] == topic for p in m["partitions"])
+    if not known:
+        raise UnknownTopic(f"no topic {topic}")
+    if partition is None:
+        return known
+    if partition not in known:
+        raise UnknownTopic(f"topic {topic} has no partition {partition} (it has 0-{known[-1]})")
+    return [partition]
+
+
+async def _before(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:
+    """Whether any partition's position is still before its end offset."""
+    return any([await consumer.position(tp) < end for tp, end in ends.items()])
 
 
 async def collect(
