@@ -57,7 +57,7 @@ def person_memory(client: Redis) -> dict[str, Any]:
             kind = k.split(":", 2)[1].strip("{}").split(":")[0]
         kinds[kind] = kinds.get(kind, 0) + (size or 0)
     touches = _touch_counts(client, list(persons))
-    records = _record_sizes(client, [k for k in keys if ":conv:" in k], sizes)
+    records = _record_sizes(client, [k for k in keys if k.startswith("ts:{p:") and "}:conv:" in k], sizes)
     by_touches: dict[int, list[int]] = {}
     for pid, parts in persons.items():
         state = sum(v for kind, v in parts.items() if kind != "conv")

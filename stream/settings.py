@@ -211,6 +211,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)!r}")
+        if self.markov_order < 1:
+            raise SettingsError(f"{env_name('markov_order')} must be 1 or more, got {self.markov_order}")
         if not 0 <= self.web_port <= 65535:
             raise SettingsError(f"{env_name('web_port')} must be a port number, got {self.web_port}")
 

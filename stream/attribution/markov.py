@@ -48,8 +48,10 @@ whose path's last state is s. The expected value of a journey is
 ending at s / conversions ending at s). V is linear in r as P(conv) is, so the same
 block inverse gives V without c, V₋c = V − y_R N_RR^-1 (N r_v)_R, and the value removal
 effect REv_c = 1 − V₋c / V, clipped to [0, 1]: 0 for a channel on no converting path,
-all 0 when V = 0 (no conversion has a value). A channel that only ever precedes
-high-value conversions has REv above its RE.
+all 0 when V = 0 (no conversion has a value). REv differs from RE where the paths
+through a channel end in conversions of other than the mean value: a channel whose
+paths lead mostly to high-value conversions has REv above its RE (at order 1 only
+through the states its paths end in).
 """
 
 from __future__ import annotations

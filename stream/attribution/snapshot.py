@@ -161,9 +161,24 @@ def _lists(doc: Mapping[str, Any]) -> dict[str, tuple[float, ...]]:
     return {str(ch): tuple(_number(x) for x in xs) for ch, xs in sorted(doc.items())}
 
 
+def _effects(doc: Mapping[str, Any]) -> dict[str, float]:
+    """Removal effects: numbers in [0, 1]."""
+    effects = _numbers(doc)
+    if any(x > 1 for x in effects.values()):
+        raise ValueError(f"a removal effect above 1 in {dict(doc)!r}")
+    return effects
+
+
+def _order(x: Any) -> int:
+    """A Markov order: a whole number >= 1."""
+    if isinstance(x, bool) or not isinstance(x, int) or x < 1:
+        raise ValueError(f"expected a markov order (a whole number >= 1), got {x!r}")
+    return x
+
+
 _READ: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "markov": lambda v: Effects(
-        int(v["order"]), _numbers(v["removal_effects"]), _numbers(v["value_removal_effects"])
+        _order(v["order"]), _effects(v["removal_effects"]), _effects(v["value_removal_effects"])
     ),
     "shapley": lambda v: ShapleyValues(_numbers(v["values"]), _numbers(v["value_values"])),
     "shapley_ordered": lambda v: OrderedValues(_lists(v["positions"]), _lists(v["value_positions"])),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -105,7 +106,18 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return _paths(settings, config, args)
     if args.events == STDIN and args.snapshot == STDIN:
         raise CliError("--events and --snapshot cannot both read standard input (-)")
+    for read in (args.events, args.snapshot):
+        if args.model_out and read and _same_file(args.model_out, read):
+            raise CliError(f"--model-out {args.model_out} would overwrite the input it reads")
     return _events(settings, config, args)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one existing file (`-` names none)."""
+    try:
+        return STDIN not in (a, b) and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _paths(settings: Settings, config: Config, args: argparse.Namespace) -> int:

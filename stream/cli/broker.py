@@ -18,9 +18,22 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from stream.adapters.kafka.clients import UnknownTopic
 from stream.adapters.kafka.security import aiokafka_options
-from stream.cli.topics import KafkaUnreachable
 from stream.errors import CliError
-from stream.settings import Settings
+from stream.settings import Settings, env_name
+
+
+class KafkaUnreachable(CliError):
+    """No broker answered at the bootstrap servers (a worker waits for one; a command stops)."""
+
+
+def tls_error(settings: Settings, exc: OSError) -> CliError:
+    """TLS files that cannot be read, or are no certificate (ssl.SSLError), as one line."""
+    files = [
+        f"{env_name(name)}={getattr(settings, name)}"
+        for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+        if getattr(settings, name)
+    ]
+    return CliError(f"cannot load the Kafka TLS files ({', '.join(files) or 'system CAs'}): {exc}")
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -28,7 +41,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
     try:
         return aiokafka_options(settings)
     except OSError as exc:  # a TLS file that cannot be read, or is no certificate (ssl.SSLError)
-        raise CliError(f"cannot load the Kafka TLS files: {exc}") from None
+        raise tls_error(settings, exc) from None
 
 
 @contextlib.contextmanager

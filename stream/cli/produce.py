@@ -43,9 +43,10 @@ def add_parser(sub: Any) -> None:
 
 
 def jsonl_records(lines: Iterable[bytes]) -> Iterator[clients.Record]:
-    """Each non-empty line as one raw value, keyed by its person id when it parses."""
+    """Each non-empty line as one raw value, keyed by its person id when it parses; a UTF-8
+    byte-order mark (a file saved by some editors) is not part of the value."""
     for line in lines:
-        value = line.rstrip(b"\r\n")
+        value = line.rstrip(b"\r\n").removeprefix(b"\xef\xbb\xbf")
         if not value:
             continue
         try:

@@ -4,8 +4,9 @@ writes one, in the one format of `attribution.models` (stream/schemas/model.sche
 A file is JSON lines, one `attribution.models` value per line, as `--model-out` writes
 them and `touchstream tail attribution.models --until-end` prints them; one JSON object
 (a single value) or a JSON array of values are read too. When a model has several values
-(a topic read from its beginning holds every snapshot published), the last one counts, as
-in a compacted topic. Errors are one line naming the file and, in JSON lines, the line.
+(`attribution.models` is compacted, but a topic read from its beginning may still hold
+earlier snapshots, in other schema versions too), the last one counts and only it is read.
+Errors are one line naming the file and, in JSON lines, the line.
 """
 
 from __future__ import annotations
@@ -54,19 +55,20 @@ def _json_lines(name: str, data: bytes) -> list[tuple[str, Any]]:
 
 
 def read_snapshot(name: str, data: bytes) -> Snapshot:
-    """The snapshot of a file's values, each checked on its own first (the error names its
-    line); the last value of each model counts."""
-    latest: dict[str, Mapping[str, Any]] = {}
+    """The snapshot of a file's last value of each model, each checked on its own first (the
+    error names its line)."""
+    latest: dict[Any, tuple[str, Mapping[str, Any]]] = {}
     for where, value in json_values(name, data):
         if not isinstance(value, Mapping):
             raise CliError(f"{where}: not an attribution.models value: not a JSON object")
+        latest[value.get("model")] = (where, value)
+    for where, value in latest.values():
         try:
             snapshots.from_published(value)
         except ValueError as exc:
             raise CliError(f"{where}: {exc}") from None
-        latest[value["model"]] = value
     try:
-        return snapshots.from_published(list(latest.values()))
+        return snapshots.from_published([value for _where, value in latest.values()])
     except ValueError as exc:
         raise CliError(f"{name}: {exc}") from None
 

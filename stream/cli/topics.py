@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from aiokafka.errors import KafkaConnectionError, KafkaError
-
 from stream.adapters.kafka.topics import TopicState, describe_topics, ensure_topics
+from stream.cli.broker import kafka_errors, tls_error
 from stream.errors import CliError, SettingsError
-from stream.settings import Settings, _duration_ms, env_name
+from stream.settings import Settings, _duration_ms
 
 
 def add_parser(sub: Any) -> None:
@@ -99,37 +97,14 @@ def describe(states: list[TopicState], settings: Settings) -> list[str]:
     return lines
 
 
-class KafkaUnreachable(CliError):
-    """No broker answered at the bootstrap servers (a worker waits for one; a command stops)."""
-
-
 def _call(settings: Settings, work: Coroutine[Any, Any, list[TopicState]]) -> list[TopicState]:
     """Run `work`; a broker that cannot be reached, or that refuses, is a one-line error (and
     aiokafka's own log lines about it are not printed: the error says it)."""
-    where = settings.kafka_bootstrap_servers
-    aiokafka_log = logging.getLogger("aiokafka")
-    level = aiokafka_log.level
-    aiokafka_log.setLevel(logging.CRITICAL)
-    try:
-        return asyncio.run(work)
-    except KafkaConnectionError:
-        raise KafkaUnreachable(
-            f"cannot reach Kafka at {where} (TOUCHSTREAM_KAFKA_BOOTSTRAP_SERVERS)"
-        ) from None
-    except KafkaError as exc:  # a broker's refusal says its name ("[Error 38] InvalidReplication…")
-        said = str(exc) if type(exc).__name__ in str(exc) else f"{type(exc).__name__}: {exc}"
-        raise CliError(f"Kafka at {where}: {said}") from None
-    except OSError as exc:  # a TLS file that cannot be read, or is no certificate (ssl.SSLError)
-        files = [
-            f"{env_name(name)}={getattr(settings, name)}"
-            for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
-            if getattr(settings, name)
-        ]
-        raise CliError(
-            f"cannot load the Kafka TLS files ({', '.join(files) or 'system CAs'}): {exc}"
-        ) from None
-    finally:
-        aiokafka_log.setLevel(level)
+    with kafka_errors(settings):
+        try:
+            return asyncio.run(work)
+        except OSError as exc:  # TLS files: the admin client builds its context in `work`
+            raise tls_error(settings, exc) from None
 
 
 def create_missing(settings: Settings, configs: dict[str, str] | None = None) -> list[TopicState]:

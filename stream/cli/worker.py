@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import sys
-import time
 from typing import Any
 
-from stream.cli.topics import KafkaUnreachable, create_missing
+from stream.cli.startup import services
+from stream.cli.topics import create_missing
 from stream.settings import Settings
 
 
@@ -29,19 +28,10 @@ examples:
 
 
 def provision(settings: Settings) -> None:
-    """The topics, the missing ones created (TOUCHSTREAM_PARTITIONS, _REPLICATION_FACTOR). A
-    broker not up yet is waited for, one line per attempt; a refusal is one line and exit 2."""
-    delay = 1.0
-    while True:
-        try:
-            create_missing(settings)
-            return
-        except KafkaUnreachable as exc:
-            print(
-                f"touchstream: {exc}; waiting for it, next try in {delay:.0f} s", file=sys.stderr, flush=True
-            )
-            time.sleep(delay)  # a backoff: nothing else runs in the process yet
-            delay = min(delay * 2, 30.0)
+    """The topics, the missing ones created (TOUCHSTREAM_PARTITIONS, _REPLICATION_FACTOR), and
+    Redis answering; a service not up yet is waited for, one line per attempt
+    (`stream.cli.startup`); a refusal is one line and exit 2."""
+    services(settings, lambda: create_missing(settings))
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -19,7 +19,8 @@ The rest is one JSON header line, then the remaining models' shares (the data-dr
 ones) as little-endian float64 (exact), in one Zstandard frame with the marketing
 dictionary (`packing`). A 10-touch conversion takes under 1 KiB in Redis (`MEMORY
 USAGE`, bench/suite.py). Records written by earlier versions as the plain JSON value
-still decode. A model no longer registered is left out of a decoded record.
+still decode. A heuristic model no longer registered cannot be computed again: it is
+left out of a decoded record. Bytes that are no record raise `RecordError`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ TOUCH_FIELDS = (
     "cost",
 )
 CONVERSION_FIELDS = ("event_id", "conversion", "conversion_id", "ts", "value", "currency")
+FORMAT = 1  # the record layout below; a record of another format is refused (`RecordError`)
 _HEADER = (
     "schema_version",
     "kind",
@@ -61,6 +63,10 @@ _HEADER = (
     "model_snapshot",
     "unattributed",
 )
+
+
+class RecordError(ValueError):
+    """A stored record that cannot be read: corrupt, or of a format this version does not know."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,7 @@ def encode_record(doc: dict[str, Any], basis: Basis | None = None) -> bytes:
     derived = _derived(doc, basis) if basis is not None else {}
     kept = [name for name in models if name not in derived]
     header = [
+        FORMAT,
         *(doc[f] for f in _HEADER),
         [conversion[f] for f in CONVERSION_FIELDS],
         touches,
@@ -96,11 +103,24 @@ def encode_record(doc: dict[str, Any], basis: Basis | None = None) -> bytes:
 
 def decode_record(raw: bytes) -> tuple[dict[str, Any], Basis | None]:
     """The value `encode_record` stored, equal to the one encoded, and its basis; a plain
-    JSON value (written by an earlier version) as it is, with no basis."""
-    if raw[:1] == b"{":
-        return orjson.loads(raw), None
-    line, _, packed = unpack(raw).partition(b"\n")
-    *fields, conversion_row, touch_rows, models, kept, params, times = orjson.loads(line)
+    JSON value (written by an earlier version) as it is, with no basis. `RecordError` for
+    bytes that are neither."""
+    try:
+        if raw[:1] == b"{":
+            return orjson.loads(raw), None
+        line, _, packed = unpack(raw).partition(b"\n")
+        version, *header = orjson.loads(line)
+        if version != FORMAT:
+            raise RecordError(f"a stored conversion record of format {version!r}, not {FORMAT}")
+        return _decoded(header, packed)
+    except RecordError:
+        raise
+    except Exception as exc:  # zstd, zlib, JSON, struct or shape errors: the bytes are not a record
+        raise RecordError(f"an unreadable stored conversion record ({type(exc).__name__}: {exc})") from None
+
+
+def _decoded(header: list[Any], packed: bytes) -> tuple[dict[str, Any], Basis | None]:
+    *fields, conversion_row, touch_rows, models, kept, params, times = header
     doc = dict(zip(_HEADER, fields, strict=True))
     conversion = dict(zip(CONVERSION_FIELDS, conversion_row, strict=True))
     at, value = conversion["ts"], conversion["value"]

@@ -27,9 +27,14 @@ class RedisServer(Service):
 
 
 def start_redis(
-    workdir: Path, *, appendonly: bool = False, acl_user: tuple[str, str] | None = None
+    workdir: Path,
+    *,
+    appendonly: bool = False,
+    acl_user: tuple[str, str] | None = None,
+    port: int | None = None,
 ) -> RedisServer:
-    """Start a Redis server on a free loopback port; return once it answers PING.
+    """Start a Redis server on `port` (default: a free loopback port); return once it answers
+    PING.
 
     `appendonly=True` turns AOF on with `appendfsync everysec`. `acl_user=(name, password)`
     creates that ACL user with every permission and turns the passwordless default user
@@ -37,7 +42,7 @@ def start_redis(
     """
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    [port] = free_ports(1)
+    port = port or free_ports(1)[0]
     aof = ["yes", "--appendfsync", "everysec"] if appendonly else ["no"]
     binary = redis_binary()
     argv = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,9 +36,12 @@ class PathRow:
 
 
 def read_paths(text: Iterable[str]) -> Iterator[PathRow]:
-    """Rows of a `path,total_conversions,total_conversion_value,total_null` CSV (header optional)."""
-    for number, row in enumerate(csv.reader(text), start=1):
-        if not row or (number == 1 and row[0].strip().lower() == "path"):
+    """Rows of a `path,total_conversions,total_conversion_value,total_null` CSV (header
+    optional). An error names the line a bad row ends on (`line N: …`)."""
+    reader = csv.reader(text)
+    for index, row in enumerate(reader):
+        number = reader.line_num
+        if not row or (index == 0 and row[0].strip().lower() == "path"):
             continue
         if len(row) != 4:
             raise InputError(
@@ -50,8 +54,10 @@ def read_paths(text: Iterable[str]) -> Iterator[PathRow]:
             conversions, value, nulls = (float(cell) for cell in row[1:])
         except ValueError:
             raise InputError(f"line {number}: counts must be numbers, got {row[1:]}") from None
-        if min(conversions, value, nulls) < 0:
-            raise InputError(f"line {number}: counts must not be negative")
+        if not all(math.isfinite(x) and x >= 0 for x in (conversions, value, nulls)):
+            raise InputError(f"line {number}: counts must be finite and not negative, got {row[1:]}")
+        if value and not conversions:
+            raise InputError(f"line {number}: a conversion value ({row[2].strip()}) without conversions")
         yield PathRow(path, conversions, value, nulls)
 
 

@@ -6,8 +6,9 @@ One batch handler (fed whole fetched batches by the batch consumer, not by Faust
                                           else re-keyed to <app>-touchpoints.persons | dlq
     <app>-touchpoints.persons P + those --load / step / fenced store--> attribution.*, touchpoints.sessions
 Timers: sweep (ask due persons of the owned partitions to close idle sessions / expire
-journeys); models (refresh the data-driven snapshot from the path counts; also GET
-/models/refresh); the consumer lag (`stream.runtime.lag`, asked of the broker every 5 s).
+journeys); models (refresh the data-driven snapshot from the path counts; also POST
+/models/refresh when TOUCHSTREAM_WEB_ACTIONS is on); the consumer lag
+(`stream.runtime.lag`, asked of the broker every 5 s).
 
 Everything transient (Redis or the broker away) is retried by one `RetryPolicy`; anything
 else that fails in a handler crashes the worker, which restarts from the committed offsets.

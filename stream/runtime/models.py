@@ -43,7 +43,7 @@ class ModelKeeper:
             return
         try:
             self.current = snapshots.from_published(orjson.loads(raw))
-        except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+        except (ValueError, TypeError, KeyError) as exc:  # orjson.JSONDecodeError is a ValueError
             log.warning("ignoring the stored model snapshot until the next refresh: %s", exc)
 
     async def refresh(self) -> Snapshot | None:

@@ -373,6 +373,14 @@ def test_errors_name_the_file_and_the_line(make_settings, tmp_path) -> None:
             ["--paths", str(bad_csv), "--model-out", str(model)],
             "--snapshot and --model-out go with --events, not --paths",
         ),
+        (
+            ["--events", str(events), "--model-out", str(events)],
+            f"--model-out {events} would overwrite the input it reads",
+        ),
+        (
+            ["--paths", str(bad_csv), "--markov-order", "0"],
+            "TOUCHSTREAM_MARKOV_ORDER must be 1 or more, got 0",
+        ),
     ]
     for args, error in cases:
         done = cli(settings, "attribute", *args, stdin=b"not,a csv row\n")

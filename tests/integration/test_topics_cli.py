@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import re
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -12,10 +15,12 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from stream.adapters.kafka.topics import all_topics, persons_topic
 from stream.core.topics import RAW
+from stream.devtools.redis import start_redis
 from stream.devtools.runner import settings_env
 from stream.settings import Settings
 from tests.support.cli import touchstream
 from tests.support.settings import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -127,11 +132,8 @@ def test_a_worker_waits_for_its_broker() -> None:
     finally:
         worker.terminate()
         worker.wait(timeout=30)
-    assert lines == [
-        f"touchstream: cannot reach Kafka at {address} (TOUCHSTREAM_KAFKA_BOOTSTRAP_SERVERS); "
-        f"waiting for it, next try in {delay} s\n"
-        for delay in (1, 2, 4)
-    ]
+    waiting = f"touchstream: waiting for Kafka at {address} (TOUCHSTREAM_KAFKA_BOOTSTRAP_SERVERS): "
+    said_attempts(lines, waiting + "no broker answers")
 
 
 def test_bad_flags_are_one_error_line() -> None:
@@ -145,3 +147,47 @@ def test_bad_flags_are_one_error_line() -> None:
         done = touchstream(settings, "topics", "create", *args)
         assert (done.returncode, done.stdout) == (2, ""), args
         assert done.stderr.count("\n") == 1 and why in done.stderr, done.stderr
+
+
+def test_a_worker_waits_for_redis_and_starts_when_it_comes(make_settings, tmp_path) -> None:
+    """A worker started before Redis says so, one line per attempt (connection refused),
+    answers no /ready meanwhile, and becomes ready once Redis listens."""
+    port = free_port()
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{port}/0")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "worker"],
+        env=settings_env(settings),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = None
+    try:
+        lines = [worker.stderr.readline() for _ in range(2)]  # at about 0 and 1 s
+        assert worker.poll() is None and not ready(settings)
+        server = start_redis(tmp_path / "redis", port=port)
+        wait_until(lambda: ready(settings), timeout=60, what="the worker ready once Redis listens")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        if server is not None:
+            server.stop()
+    waiting = f"touchstream: waiting for Redis at redis://127.0.0.1:{port}/0 (TOUCHSTREAM_REDIS_URL): "
+    said_attempts(lines, waiting + "connection refused")
+
+
+def said_attempts(lines: list[str], waiting: str) -> None:
+    """Each line says `waiting`, its attempt (1, 2, …) and the next delay: 1, 2, 4 s less at
+    most 20 % of jitter."""
+    for attempt, line in enumerate(lines, start=1):
+        said = re.fullmatch(re.escape(waiting) + r" \(attempt (\d+), next in ([\d.]+) s\)\n", line)
+        assert said, line
+        assert int(said[1]) == attempt and 0.8 * 2 ** (attempt - 1) <= float(said[2]) <= 2 ** (attempt - 1)
+
+
+def ready(settings: Settings) -> bool:
+    """The worker's /ready answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/ready", timeout=2) as answer:
+            return answer.status == 200
+    except (OSError, http.client.HTTPException):
+        return False

@@ -46,7 +46,11 @@ def test_totals_conserve_conversions_and_value() -> None:
         ("a > b,1,2\n", "line 1: expected 4 columns"),
         ("path,c,v,n\na > ,1,2,3\n", "line 2: empty channel"),
         ("a,1,x,3\n", "line 1: counts must be numbers"),
-        ("a,1,2,3\nb,-1,0,0\n", "line 2: counts must not be negative"),
+        ("a,1,2,3\nb,-1,0,0\n", "line 2: counts must be finite and not negative"),
+        ("a,nan,0,0\n", "line 1: counts must be finite and not negative"),
+        ("a,1,1e400,0\n", "line 1: counts must be finite and not negative"),
+        ("a,0,50,1\n", r"line 1: a conversion value \(50\) without conversions"),
+        ('"a\n> b",1,x,0\n', "line 2: counts must be numbers"),  # a quoted path over two lines
     ],
 )
 def test_bad_rows_name_their_line(text: str, message: str) -> None:

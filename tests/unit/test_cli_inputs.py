@@ -90,3 +90,13 @@ def test_chunked_lines_of_a_file_and_of_a_pipe_are_its_lines(tmp_path: Path) -> 
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         assert _lines(pipe) == want
+
+
+def test_produce_keys_each_line_by_its_person_and_drops_a_byte_order_mark() -> None:
+    from stream.cli.produce import jsonl_records
+
+    lines = [b'\xef\xbb\xbf{"customer_id": "c-1", "type": "x"}\n', b"\n", b"not json\r\n"]
+    assert list(jsonl_records(lines)) == [
+        (b"c-1", b'{"customer_id": "c-1", "type": "x"}'),
+        (None, b"not json"),
+    ]

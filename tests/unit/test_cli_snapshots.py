@@ -43,9 +43,12 @@ def test_one_object_or_an_array_reads_too() -> None:
     assert read_snapshot("markov.json", one).models == ("markov",)
 
 
-def test_the_last_value_of_each_model_counts_as_in_a_compacted_topic() -> None:
+def test_the_last_value_of_each_model_counts_and_only_it_is_read() -> None:
     topic = published_lines(OTHER) + published_lines(SNAPSHOT)  # tail --until-end of two refreshes
     assert read_snapshot("snap.jsonl", topic) == SNAPSHOT
+    # a value of an earlier schema before the current ones (the topic's history) is not read
+    earlier = orjson.dumps({"schema_version": 2, "model": "shapley", "values": {}, "exact": True})
+    assert read_snapshot("snap.jsonl", earlier + b"\n" + published_lines(SNAPSHOT)) == SNAPSHOT
 
 
 def test_errors_name_the_file_and_the_line() -> None:

@@ -326,16 +326,16 @@ def test_attribute_with_a_snapshot() -> None:
     B->conv 1. P = 3/4·2/3 + 1/4 = 3/4; P\\A = 1/4, RE_A = 2/3; P\\B = 0, RE_B = 1.
     Weights B 1, A 2/3, A 2/3, Σ 7/3: 3/7, 2/7, 2/7.
     shapley: φ_A = 2/2 = 1, φ_B = 1 + 1 = 2; weights 2, 1, 1: 1/2, 1/4, 1/4.
-    shapley_ordered: sequences (A, B) 2 -> A@1 1, B@2 1; (B) 1 -> B@1 1; (A) 0.
-    B>A>A is (B, A): B@1 weighs 1, A@2 unknown (A only seen at 1): linear, 1/3 each.
-    A>B>B is (A, B): A@1 1, B@2 1 split over two touches: 1/2, 1/4, 1/4.
+    shapley_ordered: A>B 2 -> A@1 1, B@2 1; B 1 -> B@1 1; A null -> A@1 0: φ_A = (1,),
+    φ_B = (1, 1). B>A>A: B@1 weighs 1, A@2 unknown (A only seen at 1): linear, 1/3 each.
+    B>B: B@1 1, B@2 1: 1/2 each.
     """
     got = attribute(journey("B", "A", "A"), PARAMS, DATA_DRIVEN, SNAPSHOT)
     assert got["markov"] == pytest.approx((3 / 7, 2 / 7, 2 / 7), abs=1e-12)
     assert got["shapley"] == pytest.approx((0.5, 0.25, 0.25), abs=1e-12)
     assert got["shapley_ordered"] == pytest.approx((1 / 3,) * 3, abs=1e-12)
-    ordered = attribute(journey("A", "B", "B"), PARAMS, ["shapley_ordered"], SNAPSHOT)
-    assert ordered["shapley_ordered"] == pytest.approx((0.5, 0.25, 0.25), abs=1e-12)
+    ordered = attribute(journey("B", "B"), PARAMS, ["shapley_ordered"], SNAPSHOT)
+    assert ordered["shapley_ordered"] == pytest.approx((0.5, 0.5), abs=1e-12)
 
 
 def test_attribute_with_a_snapshot_missing_the_model() -> None:

@@ -7,13 +7,14 @@ import random
 import uuid
 
 import orjson
+import pytest
 
 from stream.attribution import HEURISTIC
 from stream.core.config import DAY_MS, ModelParams
 from stream.core.journey import Converted
 from stream.core.output import attribution_doc
-from stream.core.packing import unpack
-from stream.core.record_codec import Basis, decode_record, encode_record
+from stream.core.packing import pack_dense, unpack
+from stream.core.record_codec import Basis, RecordError, decode_record, encode_record
 from stream.core.records import AttributionInput, Event, Touchpoint
 from stream.core.revenue import Stored
 
@@ -70,7 +71,7 @@ def conversion(n: int, seed: int = 1, value: float = 120.5) -> tuple[dict, Basis
 
 def stored_models(raw: bytes) -> list[str]:
     """The models whose shares a record keeps as numbers."""
-    return orjson.loads(unpack(raw).partition(b"\n")[0])[10]
+    return orjson.loads(unpack(raw).partition(b"\n")[0])[11]
 
 
 def test_a_record_decodes_to_the_value_emitted_and_its_basis() -> None:
@@ -115,3 +116,18 @@ def test_a_ten_touch_record_fits_in_redis_one_kib() -> None:
     doc, basis = conversion(10)
     assert len(orjson.dumps(doc)) > 5000
     assert len(encode_record(doc, basis)) < 950
+
+
+def test_bytes_that_are_no_record_are_refused_with_a_reason() -> None:
+    """Corrupt bytes, or a record of a format this version does not know (a later release's,
+    read during a rollback), raise `RecordError`: the store reads such a record as none."""
+    doc, basis = conversion(3)
+    raw = encode_record(doc, basis)
+    later = pack_dense(b"[2]\n")
+    for bad, reason in (
+        (raw[:20], r"^an unreadable stored conversion record \(ZstdError: "),
+        (b"\x00\x01garbage", r"^an unreadable stored conversion record \("),
+        (later, r"^a stored conversion record of format 2, not 1$"),
+    ):
+        with pytest.raises(RecordError, match=reason):
+            decode_record(bad)

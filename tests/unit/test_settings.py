@@ -223,3 +223,9 @@ def test_credit_rows_all_off_or_some_of_the_models_computed():
     assert credit_models(" linear, markov ") == ("linear", "markov")
     with pytest.raises(SettingsError, match=r"^TOUCHSTREAM_CREDIT_ROWS: markov not among the models"):
         credit_models("markov", models="linear,first_touch")
+
+
+def test_the_markov_order_is_one_or_more() -> None:
+    """An order-0 chain has no states: one error line, not a traceback from the model."""
+    with pytest.raises(SettingsError, match=r"^TOUCHSTREAM_MARKOV_ORDER must be 1 or more, got 0$"):
+        settings(MARKOV_ORDER="0")

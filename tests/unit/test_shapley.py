@@ -2,16 +2,16 @@
 
 simplified Shapley: φ_c = Σ over channel sets S containing c of R(S) / |S|, R(S) the
 conversions (value game: the value) of the journeys whose channel set is exactly S.
-ordered Shapley: φ_c^i, the same sum over the journeys whose distinct channels, by first
-appearance, have c at position i.
+ordered Shapley: φ_c^t = Σ over the paths p with c at touchpoint t of R(p) / (|set(p)| ·
+count_p(c)): each journey's R/|S| of a channel split over the positions it appears at.
 
-THREE, by channel set and by sequence (conversions, value):
-  A (1, 10; 3 nulls)           set {A}      sequence (A)
-  B (1, 20; 1 null)            set {B}      sequence (B)
-  A > B (2, 30)                set {A,B}    sequence (A, B)
-  B > A (1, 40; 1 null)        set {A,B}    sequence (B, A)
-  C > A > B > C (1, 50)        set {A,B,C}  sequence (C, A, B)
-  C (1 null), C > C (1 null)   set {C}      sequence (C)
+THREE, by channel set (conversions, value):
+  A (1, 10; 3 nulls)           set {A}
+  B (1, 20; 1 null)            set {B}
+  A > B (2, 30)                set {A,B}
+  B > A (1, 40; 1 null)        set {A,B}
+  C > A > B > C (1, 50)        set {A,B,C}
+  C (1 null), C > C (1 null)   set {C}
 R({A}) = 1, R({B}) = 1, R({A,B}) = 3, R({A,B,C}) = 1, R({C}) = 0: 6 conversions.
 R_value: {A} 10, {B} 20, {A,B} 70, {A,B,C} 50: 150.
 """
@@ -30,7 +30,6 @@ from stream.attribution.shapley_ordered import (
     OrderedValues,
     ordered_shares,
     ordered_values,
-    sequence,
 )
 from stream.attribution.shapley_ordered import channel_totals as ordered_totals
 from stream.core.records import AttributionInput, Touchpoint
@@ -203,23 +202,20 @@ def test_channel_totals_are_phi() -> None:
 # --- ordered Shapley --------------------------------------------------------------------
 
 
-def test_sequence_is_first_appearance() -> None:
-    assert sequence(("c", "a", "c", "b", "a")) == ("c", "a", "b")
-
-
 def test_ordered_by_hand() -> None:
-    """Each journey's R shared evenly among its sequence, credited at each channel's position:
-      (A) 1 -> A@1 1;  (B) 1 -> B@1 1;  (A, B) 2 -> A@1 1, B@2 1;
-      (B, A) 1 -> B@1 1/2, A@2 1/2;  (C, A, B) 1 -> C@1, A@2, B@3 1/3 each;  (C) 0 -> C@1 0.
+    """Each journey's R/|S| of a channel credited at the positions it appears at, split evenly:
+      A 1 -> A@1 1;  B 1 -> B@1 1;  A>B 2 -> A@1 1, B@2 1;  B>A 1 -> B@1 1/2, A@2 1/2;
+      C>A>B>C 1 ({A,B,C}, C twice) -> C@1 1/6, A@2 1/3, B@3 1/3, C@4 1/6;
+      C, C>C null -> C@1 0, C@2 0.
     φ_A = (1 + 1, 1/2 + 1/3) = (2, 5/6), Σ 17/6; φ_B = (1 + 1/2, 1, 1/3) = (3/2, 1, 1/3),
-    Σ 17/6; φ_C = (1/3,): the totals of `shapley`.
-    Value: (A) 10 -> A@1 10; (B) 20 -> B@1 20; (A, B) 30 -> A@1 15, B@2 15;
-      (B, A) 40 -> B@1 20, A@2 20; (C, A, B) 50 -> 50/3 each.
-    A = (25, 20 + 50/3 = 110/3), Σ 185/3; B = (40, 15, 50/3), Σ 215/3; C = (50/3,).
+    Σ 17/6; φ_C = (1/6, 0, 0, 1/6), Σ 1/3: the totals of `shapley`.
+    Value: A 10 -> A@1 10; B 20 -> B@1 20; A>B 30 -> A@1 15, B@2 15; B>A 40 -> B@1 20,
+      A@2 20; C>A>B>C 50 -> C@1 25/3, A@2 50/3, B@3 50/3, C@4 25/3.
+    A = (25, 20 + 50/3 = 110/3), Σ 185/3; B = (40, 15, 50/3), Σ 215/3; C = (25/3, 0, 0, 25/3).
     """
     got = ordered_values(THREE)
-    assert close(got.conversions, {"A": (2.0, 5 / 6), "B": (1.5, 1.0, 1 / 3), "C": (1 / 3,)})
-    assert close(got.value, {"A": (25.0, 110 / 3), "B": (40.0, 15.0, 50 / 3), "C": (50 / 3,)})
+    assert close(got.conversions, {"A": (2.0, 5 / 6), "B": (1.5, 1.0, 1 / 3), "C": (1 / 6, 0, 0, 1 / 6)})
+    assert close(got.value, {"A": (25.0, 110 / 3), "B": (40.0, 15.0, 50 / 3), "C": (25 / 3, 0, 0, 25 / 3)})
     assert close(
         ordered_totals(got)["A"],
         {
@@ -229,6 +225,12 @@ def test_ordered_by_hand() -> None:
             "value_positions": [25, 110 / 3],
         },
     )
+
+
+def test_ordered_repeats_split_a_channels_credit() -> None:
+    """B>A>B, 1 conversion: {A, B}, 1/2 each; B appears twice: 1/4 at 1 and 1/4 at 3."""
+    got = ordered_values({("B", "A", "B"): PathCount(conversions=1)})
+    assert got.conversions == {"A": (0.0, 0.5), "B": (0.25, 0.0, 0.25)}
 
 
 def test_ordered_gaps_and_unseen() -> None:
@@ -249,24 +251,25 @@ def test_ordered_gaps_and_unseen() -> None:
 
 
 def test_ordered_shares_by_hand() -> None:
-    """THREE, journey C>A>B>A: sequence (C, A, B), positions 1, 2, 3.
-    Weights: C φ_C^1 = 1/3; A φ_A^2 = 5/6, split over its two touches 5/12 + 5/12;
-    B φ_B^3 = 1/3. Σ = 1/3 + 5/6 + 1/3 = 3/2.
-    Shares: C (1/3)/(3/2) = 2/9, A (5/12)/(3/2) = 5/18, B 2/9, A 5/18; Σ = 1.
-    The module docstring's example: φ_A^1 = 0.6, φ_B^2 = 0.2 on A>B>A: 0.375, 0.25, 0.375."""
+    """THREE, journey C>A>B: weights φ_C^1 = 1/6, φ_A^2 = 5/6, φ_B^3 = 1/3; Σ = 4/3.
+    Shares: (1/6)/(4/3) = 1/8, (5/6)/(4/3) = 5/8, (1/3)/(4/3) = 1/4.
+    The module docstring's example: A>B>A with φ_A = (0.6, 0.1, 0.3), φ_B = (0.5, 0.2):
+    weights 0.6, 0.2, 0.3; Σ = 1.1: 6/11, 2/11, 3/11."""
     positions = ordered_values(THREE).conversions
-    shares = ordered_shares(journey("C", "A", "B", "A"), positions)
-    assert shares == pytest.approx((2 / 9, 5 / 18, 2 / 9, 5 / 18), abs=1e-12)
-    assert ordered_shares(journey("A", "B", "A"), {"A": (0.6,), "B": (0.0, 0.2)}) == pytest.approx(
-        (0.375, 0.25, 0.375), abs=1e-12
+    assert ordered_shares(journey("C", "A", "B"), positions) == pytest.approx(
+        (1 / 8, 5 / 8, 1 / 4), abs=1e-12
+    )
+    example = {"A": (0.6, 0.1, 0.3), "B": (0.5, 0.2)}
+    assert ordered_shares(journey("A", "B", "A"), example) == pytest.approx(
+        (6 / 11, 2 / 11, 3 / 11), abs=1e-12
     )
 
 
 def test_ordered_shares_fall_back_to_linear() -> None:
-    """THREE: C never seen past position 1, so A>B>C (C at 3) is unknown: linear. An unknown
+    """THREE: A never seen past position 2, so C>A>B>A (A at 4) is unknown: linear. An unknown
     channel: linear. Weights summing to 0 (D at 1 only on a null path): linear. No touches: ()."""
     positions = ordered_values(THREE).conversions
-    assert ordered_shares(journey("A", "B", "C"), positions) == pytest.approx((1 / 3,) * 3)
+    assert ordered_shares(journey("C", "A", "B", "A"), positions) == pytest.approx((1 / 4,) * 4)
     assert ordered_shares(journey("A", "Z"), positions) == (0.5, 0.5)
     assert ordered_shares(journey("D", "D"), {"D": (0.0,)}) == (0.5, 0.5)
     assert ordered_shares(journey(), positions) == ()
@@ -274,7 +277,7 @@ def test_ordered_shares_fall_back_to_linear() -> None:
 
 @given(stats_st)
 def test_ordered_positions_sum_to_phi(stats) -> None:
-    """Σ_i φ_c^i = φ_c for both games; same channels; every φ_c^i >= 0."""
+    """Σ_t φ_c^t = φ_c for both games; same channels; every φ_c^t >= 0."""
     flat, ordered = shapley_values(stats), ordered_values(stats)
     assert list(ordered.conversions) == list(flat.conversions)
     for ch, phi in flat.conversions.items():

@@ -12,6 +12,9 @@ The topics a worker reads (the raw topic and the person-keyed one) are created w
 timestamps, and a producer that stamps records with their event time (a backfill of
 last quarter's events) would otherwise see them deleted before any worker reads them.
 Touchstream orders and ages events by their `ts` field, never by the record timestamp.
+
+`attribution.models` is compacted: keyed by model name, its latest value per model is the
+current snapshot, kept however old (a consumer starting late still finds it).
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from stream.adapters.kafka.security import aiokafka_options
-from stream.core.topics import PERSONS, PUBLIC, RAW
+from stream.core.topics import MODELS, PERSONS, PUBLIC, RAW
 from stream.settings import Settings
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+COMPACTED = {"cleanup.policy": "compact"}
 
 
 @dataclass(frozen=True)
@@ -96,14 +100,15 @@ async def ensure_topics(settings: Settings, configs: Mapping[str, str] | None = 
     async with _admin(settings) as admin:
         found = await _found(admin, settings)
         missing = [name for name in all_topics(settings) if name not in found]
-        inputs = {settings.topic(RAW), persons_topic(settings)}
+        own = {settings.topic(RAW): APPEND_TIME, persons_topic(settings): APPEND_TIME}
+        own[settings.topic(MODELS)] = COMPACTED
         if missing:
             new = [
                 NewTopic(
                     name,
                     settings.partitions,
                     settings.replication_factor,
-                    topic_configs={**(configs or {}), **(APPEND_TIME if name in inputs else {})},
+                    topic_configs={**(configs or {}), **own.get(name, {})},
                 )
                 for name in missing
             ]

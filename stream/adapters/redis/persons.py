@@ -9,6 +9,7 @@ partition before a rebalance); the caller reloads and recomputes that person.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,8 +19,11 @@ from stream.adapters.redis.connection import RoundTrips, Ttls
 from stream.adapters.redis.keys import key
 from stream.core.output import Message
 from stream.core.person import PersonState, StepResult
+from stream.core.record_codec import RecordError
 from stream.core.revenue import Stored
 from stream.core.state_codec import decode_outbox_entry, decode_state, encode_outbox_entry, encode_state
+
+log = logging.getLogger("touchstream.redis")
 
 
 class PersonStore(RoundTrips):
@@ -70,7 +74,10 @@ class PersonStore(RoundTrips):
             for cid in conversions.get(pid, ()):
                 attribution, revenue = next(replies), next(replies)
                 if attribution is not None:
-                    stored[cid] = Stored.loads(attribution, revenue)
+                    try:
+                        stored[cid] = Stored.loads(attribution, revenue)
+                    except RecordError as exc:  # not a poison pill: as if there were none
+                        log.error("%s of %s ignored: %s", key(pid, f"conv:{cid}"), pid, exc)
             states[pid] = PersonState(own.journey, own.fence, stored, anonymous)
         return states
 
