@@ -8,7 +8,7 @@ from typing import Any
 
 from redis import Redis
 
-from stream.adapters.redis.keys import key
+from stream.adapters.redis.keys import DEFAULT, Keys
 from stream.core.record_codec import decode_record
 from stream.core.state_codec import decode_state
 
@@ -32,32 +32,34 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
-def person_memory(client: Redis) -> dict[str, Any]:
-    """Redis memory held per person, from `MEMORY USAGE` of every key, grouped by kind.
+def person_memory(client: Redis, keys: Keys = DEFAULT) -> dict[str, Any]:
+    """Redis memory held per person, from `MEMORY USAGE` of every key under the prefix of
+    `keys`, grouped by kind.
 
-    Person keys are `ts:{p:<id>}:<kind>`; per-partition aggregates, the identity map and the
+    Person keys are `<prefix>:{p:<id>}:<kind>`; per-partition aggregates, the identity map and the
     conversion index are shared structures, reported apart. `by_touches` gives the mean
     bytes per person (journey state + dedup fence + outbox, conversion records apart) by the
     number of touchpoints in its journey, so the 10-touch figure is read off directly.
     """
-    keys = [k.decode() for k in client.scan_iter(match="ts:*", count=10_000)]
+    person = f"{keys.prefix}:{{p:"
+    names = [k.decode() for k in client.scan_iter(match=f"{keys.prefix}:*", count=10_000)]
     pipe = client.pipeline(transaction=False)
-    for k in keys:
+    for k in names:
         pipe.memory_usage(k, samples=0)
-    sizes = dict(zip(keys, pipe.execute(), strict=True))
+    sizes = dict(zip(names, pipe.execute(), strict=True))
     kinds: dict[str, int] = {}
     persons: dict[str, dict[str, int]] = {}
     for k, size in sizes.items():
-        if k.startswith("ts:{p:"):
-            pid, _, kind = k[len("ts:{p:") :].partition("}:")
+        if k.startswith(person):
+            pid, _, kind = k[len(person) :].partition("}:")
             kind = kind.split(":", 1)[0]  # conv:<id> -> conv
             parts = persons.setdefault(pid, {})
             parts[kind] = parts.get(kind, 0) + (size or 0)
         else:
-            kind = k.split(":", 2)[1].strip("{}").split(":")[0]
+            kind = k[len(keys.prefix) + 1 :].split(":", 1)[0].strip("{}")
         kinds[kind] = kinds.get(kind, 0) + (size or 0)
-    touches = _touch_counts(client, list(persons))
-    records = _record_sizes(client, [k for k in keys if k.startswith("ts:{p:") and "}:conv:" in k], sizes)
+    touches = _touch_counts(client, keys, list(persons))
+    records = _record_sizes(client, [k for k in names if k.startswith(person) and "}:conv:" in k], sizes)
     by_touches: dict[int, list[int]] = {}
     for pid, parts in persons.items():
         state = sum(v for kind, v in parts.items() if kind != "conv")
@@ -86,10 +88,10 @@ def _record_sizes(client: Redis, conv_keys: list[str], sizes: dict[str, int]) ->
     return by_touches
 
 
-def _touch_counts(client: Redis, persons: list[str]) -> dict[str, int]:
+def _touch_counts(client: Redis, keys: Keys, persons: list[str]) -> dict[str, int]:
     pipe = client.pipeline(transaction=False)
     for pid in persons:
-        pipe.get(key(pid, "state"))
+        pipe.get(keys.person(pid, "state"))
     counts = {}
     for pid, raw in zip(persons, pipe.execute(), strict=True):
         counts[pid] = len(decode_state(raw).journey.touches)

@@ -41,6 +41,7 @@ from redis import Redis
 from bench.measure import cpu_seconds, percentile, person_memory, redis_cpu_seconds
 from stream.adapters.kafka.clients import Record, event_record, produce
 from stream.adapters.kafka.topics import ensure_topics, persons_topic
+from stream.adapters.redis.keys import Keys
 from stream.core.topics import RAW
 from stream.devtools.runner import WorkerProcess
 from stream.devtools.services import local_services
@@ -248,7 +249,7 @@ def run_touchstream(
             "redis_cpu_s_per_100k": (redis_cpu_seconds(redis) - redis0) * per_100k,
         }
         if memory:
-            result["memory"] = person_memory(redis)
+            result["memory"] = person_memory(redis, Keys(settings[0].redis_prefix))
     finally:
         for w in procs:
             w.stop()

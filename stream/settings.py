@@ -14,7 +14,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
+from stream.adapters.redis.keys import PREFIX_PATTERN
 from stream.core.config import DAY_MS, HOUR_MS, MINUTE_MS, Config, Limits, ModelParams, ReportLimits, Rules
 from stream.errors import SettingsError
 
@@ -78,8 +80,10 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def redact_url(url: str) -> str:
-    """`redis://user:secret@host` -> `redis://user:***@host`."""
-    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+    """`redis://user:secret@host` -> `redis://user:***@host`; each of comma-separated URLs
+    (a Redis Cluster's seeds) alike."""
+    urls = re.split(r"(,\s*)(?=[a-z][a-z0-9+.-]*://)", url)  # separators kept, at odd indexes
+    return "".join(re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", part) for part in urls)
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,14 @@ class Settings:
     kafka_ssl_keyfile: str = _setting("", "Client key for SSL (mutual TLS)")
     redis_url: str = _setting(
         "redis://127.0.0.1:6379/0",
-        "Redis URL: redis://user:password@host/db, rediss:// for TLS (password never printed)",
+        "Redis URL: redis://user:password@host/db, rediss:// for TLS (password never printed); "
+        "with REDIS_CLUSTER, one or more seed nodes' URLs, comma separated",
+    )
+    redis_cluster: bool = _setting(
+        False, "Redis Cluster: every client is a cluster client, found from the REDIS_URL seeds", _flag
+    )
+    redis_prefix: str = _setting(
+        "ts", "Prefix of every Redis key: deployments with their own prefixes share one Redis or cluster"
     )
     app_id: str = _setting("touchstream", "Faust app id: consumer group and internal topic prefix")
     topic_prefix: str = _setting("", "Prefix prepended to every public topic name")
@@ -213,6 +224,17 @@ class Settings:
                 raise SettingsError(f"{env_name(name)} must be positive, got {getattr(self, name)!r}")
         if self.markov_order < 1:
             raise SettingsError(f"{env_name('markov_order')} must be 1 or more, got {self.markov_order}")
+        if not PREFIX_PATTERN.fullmatch(self.redis_prefix):
+            raise SettingsError(
+                f"{env_name('redis_prefix')} is letters, digits and _ . : - (no braces: the keys' hash "
+                f"tags come after it), got {self.redis_prefix!r}"
+            )
+        databases = {urlparse(url.strip()).path.strip("/") for url in self.redis_url.split(",")}
+        if self.redis_cluster and databases - {"", "0"}:
+            raise SettingsError(
+                f"{env_name('redis_url')}: a Redis Cluster has database 0 only, "
+                f"got {redact_url(self.redis_url)}"
+            )
         if not 0 <= self.web_port <= 65535:
             raise SettingsError(f"{env_name('web_port')} must be a port number, got {self.web_port}")
 

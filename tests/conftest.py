@@ -1,5 +1,6 @@
-"""Shared fixtures: a real Kafka broker and redis-server for the whole session,
-and factories for per-test settings and worker processes (helpers: tests/support).
+"""Shared fixtures: a real Kafka broker and redis-server for the whole session (and a
+real Redis Cluster, started the first time a test asks for it), and factories for
+per-test settings and worker processes (helpers: tests/support).
 
 Set KAFKA_BOOTSTRAP_SERVERS / REDIS_URL to run against existing services.
 """
@@ -11,10 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
+from stream.devtools.redis import LocalRedisCluster
 from stream.devtools.runner import WorkerProcess
 from stream.settings import Settings
+from tests.support import redis_target
 from tests.support.kafka import create_topics
 from tests.support.settings import run_settings
 
@@ -28,14 +30,39 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
         yield bootstrap, redis_url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A Redis Cluster of 3 primaries and 3 replicas, for the session's tests that ask."""
+    from stream.devtools.redis import start_redis_cluster
+
+    cluster = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def make_settings(services: tuple[str, str]) -> Callable[..., Settings]:
+def redis_backend(request: pytest.FixtureRequest, services: tuple[str, str]) -> dict[str, object]:
+    """The Redis settings of a test: the session's redis-server, or (parametrised
+    "cluster", `tests.support.redis_target.SINGLE_AND_CLUSTER`) its Redis Cluster, named by
+    every node's URL (the seeds), under the prefix `CLUSTER_PREFIX`."""
+    if getattr(request, "param", "single") == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        return {
+            "redis_url": cluster.seeds,
+            "redis_cluster": True,
+            "redis_prefix": redis_target.CLUSTER_PREFIX,
+        }
+    return {"redis_url": services[1]}
+
+
+@pytest.fixture
+def make_settings(services: tuple[str, str], redis_backend: dict[str, object]) -> Callable[..., Settings]:
     """Settings with this test's own app id, topic prefix and web port; Redis flushed."""
     bootstrap, redis_url = services
     run = f"test-{uuid.uuid4().hex[:8]}"
-    with redis.Redis.from_url(redis_url) as client:
+    with redis_target.client(run_settings(bootstrap, redis_url, run, **redis_backend)) as client:
         client.flushdb()
-    return lambda **overrides: run_settings(bootstrap, redis_url, run, **overrides)
+    return lambda **overrides: run_settings(bootstrap, redis_url, run, **(redis_backend | overrides))
 
 
 @pytest.fixture

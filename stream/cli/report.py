@@ -81,22 +81,22 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _live(settings: Settings, days: list[str]) -> dict[str, int]:
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import ResponseError
+    from redis.exceptions import RedisClusterException, ResponseError
 
     from stream.adapters.redis.aggregates import PartitionStore
     from stream.adapters.redis.connection import Ttls, connect
 
     async def read() -> dict[str, int]:
-        redis = connect(settings.redis_url)
+        redis = connect(settings.redis_url, cluster=settings.redis_cluster)
         try:
-            store = PartitionStore(redis, Ttls(0, 0, 0))
+            store = PartitionStore(redis, Ttls(0, 0, 0), prefix=settings.redis_prefix)
             return await store.report_counters(settings.partitions, days)
         finally:
             await redis.aclose()
 
     try:
         return asyncio.run(read())
-    except (RedisConnectionError, TimeoutError, OSError, ResponseError) as exc:
+    except (RedisConnectionError, TimeoutError, OSError, ResponseError, RedisClusterException) as exc:
         where = redact_url(settings.redis_url)
         raise CliError(f"cannot read the report counters from Redis at {where}: {exc}") from None
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import redis
 from redis.exceptions import AuthenticationError, ResponseError
 
+from stream.adapters.redis.connection import seed_urls
 from stream.cli.broker import KafkaUnreachable
 from stream.errors import CliError
 from stream.settings import Settings, redact_url
@@ -75,19 +76,24 @@ def wait_for(
 
 
 def redis_reachable(url: str) -> Callable[[], None]:
-    """A check that Redis at `url` answers PING; `Unreachable` with the reason while it does
-    not (refused, timed out, still loading its data); a refusal (`AUTH`) is a `CliError`."""
+    """A check that Redis at `url` (a cluster: any of its comma-separated seeds) answers
+    PING; `Unreachable` with the reason while none does (refused, timed out, still loading
+    its data); a refusal (`AUTH`) is a `CliError`."""
 
     def reach() -> None:
-        try:
-            with redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3) as client:
-                client.ping()
-        except AuthenticationError as exc:
-            raise CliError(f"Redis at {redact_url(url)} refused the credentials: {exc}") from None
-        except ResponseError as exc:
-            raise CliError(f"Redis at {redact_url(url)}: {exc}") from None
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            raise Unreachable(_reason(exc)) from None
+        reasons = []
+        for seed in seed_urls(url):
+            try:
+                with redis.Redis.from_url(seed, socket_connect_timeout=3, socket_timeout=3) as client:
+                    client.ping()
+                return
+            except AuthenticationError as exc:
+                raise CliError(f"Redis at {redact_url(seed)} refused the credentials: {exc}") from None
+            except ResponseError as exc:
+                raise CliError(f"Redis at {redact_url(seed)}: {exc}") from None
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                reasons.append(_reason(exc))
+        raise Unreachable(", ".join(dict.fromkeys(reasons)))
 
     return reach
 

@@ -47,8 +47,8 @@ examples:
         "--min-insync-replicas",
         type=int,
         metavar="N",
-        help="min.insync.replicas of the topics created (default: the broker's); "
-        "2 with a replication factor of 3",
+        help="min.insync.replicas of the topics created (default: 2 with a replication factor "
+        "of 3 or more, else the broker's)",
     )
     actions.add_parser(
         "list",
@@ -108,7 +108,14 @@ def _call(settings: Settings, work: Coroutine[Any, Any, list[TopicState]]) -> li
 
 
 def create_missing(settings: Settings, configs: dict[str, str] | None = None) -> list[TopicState]:
-    """Every topic, the missing ones created (`ensure_topics`); Kafka errors as one line."""
+    """Every topic, the missing ones created (`ensure_topics`); Kafka errors as one line.
+
+    With three or more replicas, `min.insync.replicas` is 2 unless `configs` says otherwise
+    (whatever the broker's default): a write (acks=all) is then acknowledged only once two
+    copies hold it, and one broker down neither loses an acknowledged write nor stops any."""
+    configs = dict(configs or {})
+    if settings.replication_factor >= 3:
+        configs.setdefault("min.insync.replicas", "2")
     return _call(settings, ensure_topics(settings, configs))
 
 

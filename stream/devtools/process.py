@@ -35,6 +35,12 @@ class Child:
 
     def start(self) -> None:
         """Spawn, then poll `ready` until true; InfraError if it dies or times out."""
+        self.spawn()
+        self.await_ready()
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it to be ready (`await_ready` does): the
+        nodes of a cluster become ready only together."""
         with self.out.open("ab") as out:
             self.popen = subprocess.Popen(
                 self.argv,
@@ -47,9 +53,13 @@ class Child:
             atexit.unregister(_stop_all)
             atexit.register(_stop_all)
         _LIVE.add(self)
+
+    def await_ready(self) -> None:
+        """Poll `ready` for up to `wait` seconds; on failure (also Ctrl-C) stop the process
+        (never leave a half-started child) and raise InfraError with its logs' tails."""
         try:
             self._await_ready(time.monotonic() + self.wait)
-        except BaseException:  # also Ctrl-C: never leave a half-started child
+        except BaseException:
             self.stop(timeout=10)
             raise
 
@@ -73,6 +83,14 @@ class Child:
             _killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait()
         _killpg(self.popen.pid, signal.SIGKILL)  # stragglers left in the group
+        _LIVE.discard(self)
+
+    def kill(self) -> None:
+        """SIGKILL the process group at once, as a crash would end it (no clean shutdown)."""
+        if self.popen is None or self not in _LIVE:
+            return
+        _killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
         _LIVE.discard(self)
 
     def error(self, what: str) -> InfraError:

@@ -98,6 +98,9 @@ def faust_app(settings: Settings, metrics: Metrics) -> BatchApp:
         broker_commit_interval=settings.commit_interval_ms / 1000,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_ms / 3000),
         broker_max_poll_records=settings.batch_size,
+        # acks from every in-sync replica; the transport's producer adds idempotence
+        # (`stream.adapters.kafka.producer`): a broker's crash neither loses nor repeats a write
+        producer_acks=-1,
         producer_linger_ms=0,  # the Emitter submits whole batches: nothing to wait for
         producer_max_batch_size=512 * 1024,  # Emitter sends a batch per partition
         worker_redirect_stdouts=False,
@@ -126,7 +129,8 @@ class Parts:
         config = settings.config()
         worker_id = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
         emitter = Emitter(lambda: app.producer._ensure_producer(), partial(topic_name, settings), worker_id)
-        redis = connect(settings.redis_url)
+        redis = connect(settings.redis_url, cluster=settings.redis_cluster)
+        prefix = settings.redis_prefix
         ttls = Ttls(
             config.rules.longest + DAY_MS,
             settings.conversion_ttl_ms,
@@ -134,13 +138,15 @@ class Parts:
             identity_ms=settings.identity_ttl_ms,
         )
         persons = PersonStore(
-            redis, ttls, cached_states=settings.state_cache, credit_models=config.credit_models
+            redis, ttls, cached_states=settings.state_cache, credit_models=config.credit_models, prefix=prefix
         )
-        aggregates = PartitionStore(redis, ttls, settings.max_paths, reports=settings.report_limits())
+        aggregates = PartitionStore(
+            redis, ttls, settings.max_paths, reports=settings.report_limits(), prefix=prefix
+        )
         models = ModelKeeper(aggregates, emitter, settings.partitions, settings.markov_order)
         raw_topic = settings.topic(RAW)
         pipeline = Pipeline(
-            Ingestor(settings.limits(), metrics, Directory(redis, ttls)),
+            Ingestor(settings.limits(), metrics, Directory(redis, ttls, prefix=prefix)),
             JourneyProcessor(persons, aggregates, emitter, config, metrics, models, raw_topic),
             emitter,
             aggregates,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from aiokafka.errors import KafkaError, KafkaTimeoutError
+from redis.exceptions import AskError, ClusterError, RedisClusterException, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import (
@@ -37,13 +38,27 @@ log = logging.getLogger("touchstream.retry")
 
 def is_transient(exc: BaseException) -> bool:
     """Broker unreachable, leaderless or slow (aiokafka's `retriable` errors, and its client-side
-    timeout); Redis unreachable or loading (redis-py's connection and timeout errors); a
-    round trip past its deadline; Touchstream's own retriable errors."""
+    timeout); Redis unreachable or loading (redis-py's connection and timeout errors); a Redis
+    Cluster failing over or resharding past the client's own retries (CLUSTERDOWN, TRYAGAIN,
+    MOVED/ASK, a slot without a node, no node reachable); a round trip past its deadline;
+    Touchstream's own retriable errors."""
     if isinstance(exc, KafkaError):
         return exc.retriable or isinstance(exc, KafkaTimeoutError)
     if isinstance(exc, TouchstreamError):
         return exc.retriable
-    return isinstance(exc, RedisConnectionError | RedisTimeoutError | ConnectionError | TimeoutError)
+    if isinstance(exc, RedisClusterException) and not isinstance(exc, SlotNotCoveredError):
+        return exc.__cause__ is not None and is_transient(exc.__cause__)  # "cannot be connected"
+    return isinstance(
+        exc,
+        RedisConnectionError
+        | RedisTimeoutError
+        | ClusterError
+        | TryAgainError
+        | AskError
+        | SlotNotCoveredError
+        | ConnectionError
+        | TimeoutError,
+    )
 
 
 class RetryObserver(Protocol):

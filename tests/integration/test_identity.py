@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import orjson
 import pytest
-import redis
 
-from stream.adapters.redis.keys import identity_key, key
 from stream.core.topics import CONVERSIONS, IDENTITY_CONFLICTS, RAW
 from stream.devtools.runner import metric
+from tests.support import redis_target
 from tests.support.events import DAY, HOUR, MIN, T0, anon, conversion, identify, interaction
 from tests.support.kafka import publish, values
 from tests.support.oracle import oracle_lines
+from tests.support.redis_target import SINGLE_AND_CLUSTER
 from tests.support.waiting import wait_drained, wait_until
 
 pytestmark = pytest.mark.integration
 
 
+@SINGLE_AND_CLUSTER
 def test_anonymous_devices_merge_into_the_customer_exactly_once(
     make_settings, start_worker, tmp_path
 ) -> None:
@@ -71,7 +72,8 @@ def test_anonymous_devices_merge_into_the_customer_exactly_once(
     assert batch == [orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)]
 
     # each kept as long as its own setting says
-    with redis.Redis.from_url(settings.redis_url) as client:
-        mapped = client.pttl(identity_key("a-1"))
-        record = client.pttl(key("c-1", f"conv:{doc['conversion']['conversion_id']}"))
+    keys = redis_target.keys(settings)
+    with redis_target.client(settings) as client:
+        mapped = client.pttl(keys.identity("a-1"))
+        record = client.pttl(keys.person("c-1", f"conv:{doc['conversion']['conversion_id']}"))
     assert 39 * DAY < mapped <= 40 * DAY and 699 * DAY < record <= 700 * DAY

@@ -11,11 +11,13 @@ from stream.core.topics import CONVERSIONS, DLQ, RAW
 from tests.support.events import DAY, MIN, T0, convert, touch
 from tests.support.kafka import publish, values
 from tests.support.oracle import oracle_lines
+from tests.support.redis_target import SINGLE_AND_CLUSTER
 from tests.support.waiting import wait_drained
 
 pytestmark = pytest.mark.integration
 
 
+@SINGLE_AND_CLUSTER
 def test_late_touch_corrects_and_too_late_is_rejected(make_settings, start_worker, tmp_path) -> None:
     """email at 0 and 31 min (two sessions), a purchase at 32 credited 50/50; a late email at
     25 min (7 min behind) joins them into one session, so the purchase is re-emitted as

@@ -17,8 +17,10 @@ from stream.core.records import Touchpoint
 from stream.core.state_codec import decode_state
 from stream.core.topics import CONVERSIONS, CREDITS, DLQ, RAW, SESSIONS
 from stream.devtools.runner import metric
+from tests.support import redis_target
 from tests.support.events import DAY, HOUR, MIN, SCRIPT, SCRIPT_CONVERSIONS, T0, convert, touch
 from tests.support.kafka import by_attribution_id, publish, read_all, rewind_group, values
+from tests.support.redis_target import SINGLE_AND_CLUSTER
 from tests.support.settings import free_port
 from tests.support.waiting import wait_drained, wait_until
 
@@ -42,6 +44,7 @@ EXPECTED_SHARES = {
 }
 
 
+@SINGLE_AND_CLUSTER
 def test_scripted_journeys_are_attributed_exactly(make_settings, start_worker) -> None:
     settings = make_settings()
     start_worker(settings)
@@ -78,7 +81,8 @@ def test_scripted_journeys_are_attributed_exactly(make_settings, start_worker) -
     )
     assert closed == [("alice", "alice-1", 2), ("alice", "alice-3", 1), ("dave", "dave-1", 1)]
 
-    stored = decode_state(redis.Redis.from_url(settings.redis_url).get("ts:{p:alice}:state")).journey
+    with redis_target.client(settings) as client:
+        stored = decode_state(client.get(redis_target.keys(settings).person("alice", "state"))).journey
     assert stored.touches == (
         Touchpoint(T0, "paid_search", "alice-1", "google", "cpc", "brand", cost=2.0),
         Touchpoint(T0 + 2 * HOUR, "email", "alice-3", "newsletter", None, "spring"),

@@ -135,7 +135,11 @@ def report(settings, *args: str) -> dict:
     return orjson.loads(done.stdout)
 
 
-@pytest.mark.parametrize("batch_size", [1, 1000])
+@pytest.mark.parametrize(
+    ("batch_size", "redis_backend"),
+    [(1, "single"), (1000, "single"), pytest.param(1000, "cluster", marks=pytest.mark.cluster)],
+    indirect=["redis_backend"],
+)
 def test_live_report_equals_the_offline_report(make_settings, start_worker, tmp_path, batch_size) -> None:
     settings = make_settings(batch_size=batch_size, model_refresh_ms=3_600_000)
     events, orphan, hostile = scripted()

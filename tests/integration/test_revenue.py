@@ -8,11 +8,13 @@ import pytest
 from stream.core.topics import CONVERSIONS, CREDITS, DLQ, RAW
 from tests.support.events import DAY, HOUR, SCRIPT, T0, convert, revenue, touch
 from tests.support.kafka import publish, values
+from tests.support.redis_target import SINGLE_AND_CLUSTER
 from tests.support.waiting import wait_drained
 
 pytestmark = pytest.mark.integration
 
 
+@SINGLE_AND_CLUSTER
 def test_revenue_months_after_a_lead_is_credited_over_the_leads_journey(make_settings, start_worker) -> None:
     """erin: paid_search, email, then a lead. 60 days later the CRM closes 5000, later 1000 more
     (naming only the lead's conversion_id). linear credits 2500/2500 then 500/500, first_touch

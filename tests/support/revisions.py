@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-import redis
 from msgspec.structs import replace
 
-from stream.adapters.redis.keys import key
 from stream.core.journey import Journey
 from stream.core.state_codec import decode_state
+from stream.settings import Settings
+from tests.support import redis_target
 
 
 def latest(docs: Iterable[dict[str, Any] | bytes]) -> dict[str, dict[str, Any]]:
@@ -36,11 +36,13 @@ def canonical(journey: Journey) -> Journey:
     return replace(journey, pending=tuple(replace(p, revision=0) for p in journey.pending))
 
 
-def stored_journeys(redis_url: str, person_ids: Iterable[str]) -> dict[str, Journey]:
-    """The journeys Redis holds for these persons (an empty journey where there is none)."""
+def stored_journeys(target: Settings | str, person_ids: Iterable[str]) -> dict[str, Journey]:
+    """The journeys the Redis of `target` holds for these persons (an empty journey where
+    there is none); `target` a single Redis's URL: the default key prefix."""
+    settings = Settings(redis_url=target) if isinstance(target, str) else target
     pids = list(person_ids)
-    with redis.Redis.from_url(redis_url) as client:
-        raw = client.mget([key(pid, "state") for pid in pids]) if pids else []
+    names = [redis_target.keys(settings).person(pid, "state") for pid in pids]
+    raw = redis_target.get_many(settings, names) if pids else []
     return {pid: decode_state(value).journey for pid, value in zip(pids, raw, strict=True)}
 
 

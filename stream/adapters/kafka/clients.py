@@ -58,7 +58,13 @@ async def produce(
 
     `records` may be asynchronous (a pipe read without blocking the producer's sending);
     `options`: further aiokafka client arguments (security: `security.aiokafka_options`)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", **(options or {}))
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        acks="all",  # every in-sync replica holds a record before it counts as published
+        enable_idempotence=True,  # a retry after a lost acknowledgement writes no duplicate
+        **(options or {}),
+    )
     sent = 0
     try:
         await producer.start()

@@ -32,6 +32,7 @@ assigned partition to its committed offset).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import operator
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -47,6 +49,7 @@ from mode.utils.futures import notify
 
 from stream.adapters.kafka.alignment import Aligner, merged
 from stream.adapters.kafka.emitter import SOURCE_MS
+from stream.adapters.kafka.producer import IdempotentProducer
 from stream.core.records import RawRecord
 
 BatchHandler = Callable[[list[RawRecord]], Awaitable[None]]
@@ -140,7 +143,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if not self.flow_active:
                     if records or self._holding():
                         self._forget()
-                        await self.perform_seek()  # what Faust's getmany does: refetch later
+                        await self._seek_committed()
                     continue
                 runs = await self._split(records or {}, active, subscriptions)
                 for sub, batch in self._batches(runs, subscriptions).items():
@@ -154,6 +157,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
             for queue in queues.values():
                 while not queue.empty():
                     self._drop(queue.get_nowait())
+
+    async def _seek_committed(self) -> None:
+        """Back to the committed offsets (what Faust's getmany does when paused: refetch
+        later). A partition revoked meanwhile (a rebalance during the seek: aiokafka's
+        IllegalStateError "No current assignment") needs nothing: the next assignment seeks
+        every partition it gives to its committed offset anyway."""
+        with contextlib.suppress(IllegalStateError):
+            await self.perform_seek()
 
     async def _fetch(self, timeout: float) -> tuple[Mapping[TP, list[Any]], set[TP]]:
         """Faust's `_wait_next_records`, leaving out the partitions that hold enough records."""
@@ -308,6 +319,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
 class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer
+    Producer = IdempotentProducer
 
 
 class BatchApp(faust.App):

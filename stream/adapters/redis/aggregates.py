@@ -13,10 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-
-from stream.adapters.redis.connection import RoundTrips, Ttls
-from stream.adapters.redis.keys import SNAPSHOT, SNAPSHOT_ID, conversion_index_key, partition_key, script
+from stream.adapters.redis.connection import Client, RoundTrips, Ttls
+from stream.adapters.redis.keys import DEFAULT_PREFIX, Keys, script
 from stream.attribution.paths import VALUE_SCALE, PathCount, parse_path
 from stream.core.config import ReportLimits
 from stream.core.counters import Count
@@ -53,13 +51,14 @@ class PartitionStore(RoundTrips):
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         ttls: Ttls,
         max_paths: int = 10_000,
         timeout_s: float = 5.0,
         reports: ReportLimits | None = None,
+        prefix: str = DEFAULT_PREFIX,
     ) -> None:
-        super().__init__(redis, ttls, timeout_s)
+        super().__init__(redis, ttls, timeout_s, prefix)
         self.max_paths = max_paths
         self.reports = reports or ReportLimits()
         self._paths = self.lua("paths")
@@ -87,20 +86,17 @@ class PartitionStore(RoundTrips):
             return
         fences = await self._fences(batches)
         pipe = self.pipeline()
-        _queue_indexes(pipe, persons)
+        _queue_indexes(pipe, self.keys, persons)
         for pid, (_partition, result) in persons.items():
             for stored in result.conversions:  # where revenue for a conversion goes
-                pipe.set(conversion_index_key(stored.conversion_id), pid, px=self.ttls.conversion_ms)
+                pipe.set(self.keys.conversion_index(stored.conversion_id), pid, px=self.ttls.conversion_ms)
         now_ms = int(time.time() * 1000)
         queued = []
         for batch in batches:
             fence = fences[batch.partition, batch.fence]
             if batch.last_offset <= fence:
                 continue  # all of it applied before
-            keys = [partition_key(batch.partition, name) for name in ("paths", batch.fence)]
-            args: list[int | str] = [fence, batch.last_offset, self.max_paths, self.ttls.paths_ms]
-            args += [self.reports.max_counters, *self._script_args(batch, fence, keys, now_ms)]
-            self._paths.queue(pipe, keys, args)
+            self._queue_paths(pipe, batch, fence, now_ms)
             queued.append(batch)
         replies = await self.run(pipe)
         self._advance_fences(queued, replies[len(replies) - len(queued) :])
@@ -110,10 +106,14 @@ class PartitionStore(RoundTrips):
         self._known_fences.clear()
 
     async def _fences(self, batches: Sequence[PartitionBatch]) -> dict[tuple[int, str], int]:
-        """Each source partition's fence: remembered, or read (after a start or a rebalance)."""
+        """Each source partition's fence: remembered, or read (after a start or a rebalance;
+        one GET each, in one pipeline: the partitions' keys are on several cluster slots)."""
         unknown = sorted({(b.partition, b.fence) for b in batches} - set(self._known_fences))
         if unknown:
-            read = await self.call(self.redis.mget([partition_key(p, name) for p, name in unknown]))
+            pipe = self.pipeline()
+            for partition, name in unknown:
+                pipe.get(self.keys.partition(partition, name))
+            read = await self.run(pipe)
             self._known_fences |= {
                 k: int(v) if v is not None else -1 for k, v in zip(unknown, read, strict=True)
             }
@@ -127,13 +127,24 @@ class PartitionStore(RoundTrips):
             del self._known_fences[batch.partition, batch.fence]
         if moved:
             names = ", ".join(f"{b.fence} of partition {b.partition}" for b in moved)
-            raise TransientError(f"{names} moved meanwhile (another worker wrote it): retrying the batch")
+            raise TransientError(
+                f"{names} moved meanwhile (another worker wrote it, or a failed round trip applied "
+                "it): retrying the batch"
+            )
+
+    def _queue_paths(self, pipe: Any, batch: PartitionBatch, fence: int, now_ms: int) -> None:
+        """Queue `paths.lua` on `pipe` with the batch's increments past `fence`; its keys are
+        the partition's path counts, the source's fence and the day hashes of the counters."""
+        names = ["paths", batch.fence]
+        args: list[int | str] = [fence, batch.last_offset, self.max_paths, self.ttls.paths_ms]
+        args += [self.reports.max_counters, *self._script_args(batch, fence, names, now_ms)]
+        self._paths.queue(pipe, self.keys.partition_keys(batch.partition, names), args)
 
     def _script_args(
-        self, batch: PartitionBatch, fence: int, keys: list[str], now_ms: int
+        self, batch: PartitionBatch, fence: int, names: list[str], now_ms: int
     ) -> list[int | str]:
         """`paths.lua`'s increments past `fence`, summed: path counts, then report counters
-        (`keys` gets the day hashes they name; days past the retention are left out)."""
+        (`names` gets the day hashes they name; days past the retention are left out)."""
         paths: dict[str, list[int]] = {}
         for inc in batch.increments:
             if inc.offset > fence:
@@ -155,8 +166,8 @@ class PartitionStore(RoundTrips):
             if not amount or expires <= now_ms:
                 continue
             if day not in index:
-                keys.append(partition_key(batch.partition, f"report:{day}"))
-                index[day] = len(keys)
+                names.append(f"report:{day}")
+                index[day] = len(names)  # KEYS[i] in Lua: 1-based
             args += [index[day], expires, name, fold, amount]
         return args
 
@@ -165,7 +176,7 @@ class PartitionStore(RoundTrips):
         pipe = self.pipeline()
         for partition in range(partitions):
             for day in days:
-                pipe.hgetall(partition_key(partition, f"report:{day}"))
+                pipe.hgetall(self.keys.partition(partition, f"report:{day}"))
         totals: dict[str, int] = {}
         for raw in await self.run(pipe):
             for name, amount in raw.items():
@@ -179,7 +190,7 @@ class PartitionStore(RoundTrips):
             return
         pipe = self.pipeline()
         for partition, ts in max_ts.items():
-            keys = [partition_key(partition, "raw-watermark")]
+            keys = [self.keys.partition(partition, "raw-watermark")]
             self._watermark.queue(pipe, keys, [ts, now_ms, self.ttls.paths_ms])
         await self.run(pipe)
 
@@ -187,7 +198,7 @@ class PartitionStore(RoundTrips):
         """Raw partition -> (its watermark, the wall clock of its latest events), where there is one."""
         pipe = self.pipeline()
         for partition in range(partitions):
-            pipe.hmget(partition_key(partition, "raw-watermark"), "ts", "at")
+            pipe.hmget(self.keys.partition(partition, "raw-watermark"), "ts", "at")
         replies = await self.run(pipe)
         return {p: (int(ts), int(at)) for p, (ts, at) in enumerate(replies) if None not in (ts, at)}
 
@@ -195,7 +206,7 @@ class PartitionStore(RoundTrips):
         """Every partition's path counts, summed (integer sums: exact and order-free)."""
         pipe = self.pipeline()
         for partition in range(partitions):
-            pipe.hgetall(partition_key(partition, "paths"))
+            pipe.hgetall(self.keys.partition(partition, "paths"))
         totals: dict[str, list[int]] = {}
         for raw in await self.run(pipe):
             for name, count in raw.items():
@@ -208,10 +219,11 @@ class PartitionStore(RoundTrips):
 
     async def store_snapshot(self, snapshot_id: str, doc: bytes) -> bool:
         """Make this the current snapshot; True when it changed (publish it)."""
-        return bool(await self.call(self._snapshot(keys=[SNAPSHOT_ID, SNAPSHOT], args=[snapshot_id, doc])))
+        keys = self.keys.snapshot_keys()
+        return bool(await self.call(self._snapshot(keys=keys, args=[snapshot_id, doc])))
 
     async def current_snapshot(self) -> bytes | None:
-        return await self.call(self.redis.get(SNAPSHOT))
+        return await self.call(self.redis.get(self.keys.snapshot_keys()[1]))
 
     async def due(
         self, partition: int, kind: str, before_ts: int, limit: int = 1000
@@ -219,13 +231,13 @@ class PartitionStore(RoundTrips):
         """(person, score) of `partition` in index `kind` ("open" or "active") scored before `before_ts`."""
         raw = await self.call(
             self.redis.zrangebyscore(
-                partition_key(partition, kind), "-inf", before_ts, start=0, num=limit, withscores=True
+                self.keys.partition(partition, kind), "-inf", before_ts, start=0, num=limit, withscores=True
             )
         )
         return [(member.decode(), int(score)) for member, score in raw]
 
 
-def _queue_indexes(pipe: Any, persons: Mapping[str, tuple[int, StepResult]]) -> None:
+def _queue_indexes(pipe: Any, keys: Keys, persons: Mapping[str, tuple[int, StepResult]]) -> None:
     """Keep the sweeper's indexes (open sessions and live journeys of each partition):
     at most one ZADD and one ZREM per index and partition. A tombstone (an anonymous person
     merged into a customer) leaves both: nothing of it is left to close or expire."""
@@ -238,7 +250,7 @@ def _queue_indexes(pipe: Any, persons: Mapping[str, tuple[int, StepResult]]) -> 
             ("open", live and journey.session_open and journey.session_last_ts),
             ("active", live and journey.last_ts),
         ):
-            index = partition_key(partition, name)
+            index = keys.partition(partition, name)
             if score:
                 adds.setdefault(index, {})[pid] = score
             else:

@@ -1,4 +1,4 @@
-"""One Redis client per worker, and a deadline per round trip.
+"""One Redis client per worker (a single server, or a Redis Cluster), and a deadline per round trip.
 
 redis-py's socket timeout arms a timer per reply; the stores instead bound each whole
 round trip (a pipeline, or one command) with one `asyncio.timeout`. A `TimeoutError` is
@@ -9,13 +9,22 @@ Commands are packed by hiredis in C, as redis-py's synchronous client does when 
 installed; its asyncio connections pack in Python, one join per argument, which was a
 tenth of a worker's CPU (bench/profile.py).
 
+With `TOUCHSTREAM_REDIS_CLUSTER` on, the client is redis-py's `RedisCluster`, found from
+the seed URL(s): its pipelines (never transactions) send each command to the primary of
+its key's slot, every node's share at once; a script's keys share one slot (`keys.py`).
+MOVED and ASK redirections, and a failover's connection errors, are retried inside the
+client (it refreshes the slot map); what still fails reaches the runtime's retry policy
+as transient (`stream.runtime.retry.is_transient`), which logs and counts it.
+
 Lua scripts go on pipelines as bare `EVALSHA` (`Lua.queue`). redis-py's `Script` makes a
 pipeline that runs one ask `SCRIPT EXISTS` first, a round trip of its own every time (a
 batch's three pipelined scripts cost three extra round trips). Here a store loads the
-project's scripts before its first round trip; should Redis answer NOSCRIPT later
-(restarted or flushed since), the round trip fails as transient, and the retried batch
-loads them all again first and is applied whole, as after any partial failure (the writes
-are fenced: a retry applies nothing twice).
+project's scripts before its first round trip (`SCRIPT LOAD`, on every primary of a
+cluster); should a node answer NOSCRIPT later (restarted, flushed, or a replica promoted
+by a failover: the script cache is not replicated), the round trip fails as transient,
+and the retried batch loads them all again first, on every primary of the cluster as it
+is then, and is applied whole, as after any partial failure (the writes are fenced: a
+retry applies nothing twice).
 """
 
 from __future__ import annotations
@@ -25,16 +34,21 @@ import hashlib
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.connection import HiredisRespSerializer
 from redis.exceptions import NoScriptError
 
-from stream.adapters.redis.keys import script, scripts
+from stream.adapters.redis.keys import DEFAULT_PREFIX, Keys, script, scripts
 from stream.errors import TransientError
 
 T = TypeVar("T")
+CLUSTER_RETRIES = 2  # silent retries inside the cluster client (a pipeline waits 0.25 s before each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +60,47 @@ class Ttls:
     identity_ms: int = 365 * 24 * 3600 * 1000
 
 
-def connect(url: str) -> Redis:
+Client = Redis | RedisCluster
+
+
+def connect(url: str, *, cluster: bool = False) -> Client:
     """The worker's client: no per-reply socket timeout (the stores time round trips);
-    commands packed by hiredis."""
+    commands packed by hiredis. `cluster`: a `RedisCluster` found from the seed node(s)
+    `url` names (`seed_urls`)."""
+    if cluster:
+        return _cluster(url)
     client = Redis.from_url(url, socket_timeout=None)
     pool = client.connection_pool
     pool.connection_class = _packed_by_hiredis(pool.connection_class)  # TCP, TLS or unix socket
+    return client
+
+
+def seed_urls(url: str) -> list[str]:
+    """`redis://a:7000/0,redis://b:7001/0` -> each URL (a cluster's seed nodes)."""
+    urls = [part.strip() for part in url.split(",") if part.strip()]
+    if not urls:
+        raise ValueError(f"no Redis URL in {url!r}")
+    return urls
+
+
+def _cluster(url: str) -> RedisCluster:
+    """The first seed's credentials, TLS and options apply to every node; the other seeds
+    only add places to ask for the slot map (the client then knows every node).
+
+    The client follows MOVED and ASK itself, and retries a refused connection or CLUSTERDOWN
+    `CLUSTER_RETRIES` times (refreshing its slot map: a stale connection, a moved slot);
+    trouble that lasts, such as a failover, then escapes to the runtime's retry policy,
+    which logs each retry, counts it and backs off (redis-py's default, 10 silent retries,
+    would hide a stalled worker for seconds)."""
+    first, *others = seed_urls(url)
+    nodes = [ClusterNode(p.hostname or "127.0.0.1", p.port or 6379) for p in map(urlparse, others)]
+    retry = Retry(NoBackoff(), CLUSTER_RETRIES)
+    client = RedisCluster.from_url(first, socket_timeout=None, startup_nodes=nodes or None, retry=retry)
+    # nodes found later are built from these kwargs; the seeds were built already
+    kwargs = client.connection_kwargs
+    kwargs["connection_class"] = _packed_by_hiredis(kwargs["connection_class"])
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = kwargs["connection_class"]
     return client
 
 
@@ -76,15 +125,22 @@ class Lua:
         return hashlib.sha1(self.source.encode()).hexdigest()
 
     def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[Any]) -> None:
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+        """Queue `EVALSHA` as a raw command: redis-py's cluster pipeline refuses its `evalsha`
+        method (written against scripts that `Script` loads on the pipeline), yet routes a
+        raw EVALSHA by its keys' slot like any command."""
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 class RoundTrips:
-    """Base of the stores: a client, the deadline of one round trip, the Lua scripts."""
+    """Base of the stores: a client, the deadline of one round trip, the Lua scripts, and
+    the key names under the deployment's `prefix`."""
 
-    def __init__(self, redis: Redis, ttls: Ttls, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, redis: Client, ttls: Ttls, timeout_s: float = 5.0, prefix: str = DEFAULT_PREFIX
+    ) -> None:
         self.redis = redis
         self.ttls = ttls
+        self.keys = Keys(prefix)
         self.timeout_s = timeout_s
         self._loaded = False
 
@@ -105,7 +161,7 @@ class RoundTrips:
             return await self.call(pipe.execute())
         except NoScriptError as exc:
             self._loaded = False
-            lost = "Redis has lost its Lua scripts (restarted, flushed): loading them again"
+            lost = "a Redis node lost its Lua scripts (restarted, flushed, failed over): loading them again"
             raise TransientError(lost) from exc
         finally:
             await pipe.reset()

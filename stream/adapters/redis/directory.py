@@ -1,7 +1,7 @@
 """The ingest's lookups in Redis: the identity map and the conversion index.
 
-`ts:id:<anonymous_id>` holds the customer an anonymous id was identified as (set once:
-the first mapping wins); `ts:cid:<conversion_id>` the person a conversion was attributed
+`<prefix>:id:<anonymous_id>` holds the customer an anonymous id was identified as (set once:
+the first mapping wins); `<prefix>:cid:<conversion_id>` the person a conversion was attributed
 to (routes revenue events that name only their conversion). The routing rule itself is
 pure (`stream.core.routing`); this answers what it needs in one round trip per batch.
 """
@@ -9,7 +9,6 @@ pure (`stream.core.routing`); this answers what it needs in one round trip per b
 from __future__ import annotations
 
 from stream.adapters.redis.connection import RoundTrips
-from stream.adapters.redis.keys import conversion_index_key, identity_key
 from stream.core.routing import Needs
 
 
@@ -28,11 +27,11 @@ class Directory(RoundTrips):
             return [], {}, {}
         pipe = self.pipeline()
         for anon, customer in claims:
-            pipe.set(identity_key(anon), customer, nx=True, get=True, px=self.ttls.identity_ms)
+            pipe.set(self.keys.identity(anon), customer, nx=True, get=True, px=self.ttls.identity_ms)
         for anon in anonymous_ids:
-            pipe.get(identity_key(anon))
+            pipe.get(self.keys.identity(anon))
         for cid in conversion_ids:
-            pipe.get(conversion_index_key(cid))
+            pipe.get(self.keys.conversion_index(cid))
         replies = await self.run(pipe)
         found = replies[: len(claims)]
         mapped = replies[len(claims) : len(claims) + len(anonymous_ids)]

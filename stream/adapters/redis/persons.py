@@ -13,10 +13,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
-from stream.adapters.redis.connection import RoundTrips, Ttls
-from stream.adapters.redis.keys import key
+from stream.adapters.redis.connection import Client, RoundTrips, Ttls
+from stream.adapters.redis.keys import DEFAULT_PREFIX
 from stream.core.output import Message
 from stream.core.person import PersonState, StepResult
 from stream.core.record_codec import RecordError
@@ -31,14 +29,15 @@ class PersonStore(RoundTrips):
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         ttls: Ttls,
         outbox_entries: int = 64,
         cached_states: int = 10_000,
         timeout_s: float = 5.0,
         credit_models: Sequence[str] | None = None,
+        prefix: str = DEFAULT_PREFIX,
     ) -> None:
-        super().__init__(redis, ttls, timeout_s)
+        super().__init__(redis, ttls, timeout_s, prefix)
         # person -> (stored value, its decoding): a load that finds the very bytes this worker
         # last wrote or read skips the decompression and parsing (bytes equal, state equal)
         self._decoded: dict[str, tuple[bytes, PersonState]] = {}
@@ -61,10 +60,10 @@ class PersonStore(RoundTrips):
         pipe = self.pipeline()
         for pid in person_ids:
             for who in (pid, *others.get(pid, ())):
-                pipe.get(key(who, "state"))
+                pipe.get(self.keys.person(who, "state"))
             for cid in conversions.get(pid, ()):
-                pipe.get(key(pid, f"conv:{cid}"))
-                pipe.get(key(pid, f"revenue:{cid}"))
+                pipe.get(self.keys.person(pid, f"conv:{cid}"))
+                pipe.get(self.keys.person(pid, f"revenue:{cid}"))
         replies = iter(await self.run(pipe))
         states = {}
         for pid in person_ids:
@@ -77,7 +76,7 @@ class PersonStore(RoundTrips):
                     try:
                         stored[cid] = Stored.loads(attribution, revenue)
                     except RecordError as exc:  # not a poison pill: as if there were none
-                        log.error("%s of %s ignored: %s", key(pid, f"conv:{cid}"), pid, exc)
+                        log.error("%s of %s ignored: %s", self.keys.person(pid, f"conv:{cid}"), pid, exc)
             states[pid] = PersonState(own.journey, own.fence, stored, anonymous)
         return states
 
@@ -142,15 +141,16 @@ class PersonStore(RoundTrips):
         """Queue the person's fenced write on `pipe`; returns the state value written."""
         state = result.state
         outbox = [x for o, msgs in result.outbox.items() for x in (o, encode_outbox_entry(msgs))]
-        keys = [key(pid, "state"), key(pid, "out")]
+        names = ["state", "out"]
         records: list[bytes] = []
         for c in result.conversions:
             if c.attribution_changed:
-                keys.append(key(pid, f"conv:{c.conversion_id}"))
+                names.append(f"conv:{c.conversion_id}")
                 records.append(c.record.attribution_bytes())
             if c.revenue_changed:
-                keys.append(key(pid, f"revenue:{c.conversion_id}"))
+                names.append(f"revenue:{c.conversion_id}")
                 records.append(c.record.revenue.dumps())
+        keys = self.keys.person_keys(pid, names)
         value = encode_state(state, state.fence.version + 1)
         args: list[bytes | str | int] = [
             state.fence.version,
@@ -174,7 +174,7 @@ class PersonStore(RoundTrips):
             return {}
         pipe = self.pipeline()
         for pid in pids:
-            pipe.hmget(key(pid, "out"), list(wanted[pid]))
+            pipe.hmget(self.keys.person(pid, "out"), list(wanted[pid]))
         found: dict[str, dict[str, list[Message]]] = {}
         for pid, entries in zip(pids, await self.run(pipe), strict=True):
             found[pid] = {
@@ -191,5 +191,5 @@ class PersonStore(RoundTrips):
             return
         pipe = self.pipeline()
         for pid, offsets in delivered.items():
-            pipe.hdel(key(pid, "out"), *offsets)
+            pipe.hdel(self.keys.person(pid, "out"), *offsets)
         await self.run(pipe)
