@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis
+from redis.connection import parse_url
 from redis.exceptions import AuthenticationError, ResponseError
 
 from stream.adapters.redis.connection import seed_urls
@@ -75,18 +76,37 @@ def wait_for(
             attempt += 1
 
 
-def redis_reachable(url: str) -> Callable[[], None]:
-    """A check that Redis at `url` (a cluster: any of its comma-separated seeds) answers
-    PING; `Unreachable` with the reason while none does (refused, timed out, still loading
-    its data); a refusal (`AUTH`) is a `CliError`."""
+def redis_reachable(url: str, cluster: bool = False) -> Callable[[], None]:
+    """A check that Redis at `url` answers: PING, or for a cluster (`url`: comma-separated
+    seeds, the first one's credentials and TLS for all, as the worker's client takes them)
+    `CLUSTER INFO` of any seed saying `cluster_state:ok`. `Unreachable` with the reason while
+    none does (refused, timed out, loading its data, the cluster forming or failing); a
+    refusal (`AUTH`) is a `CliError`."""
+    seeds = seed_urls(url)
+    options = {k: v for k, v in parse_url(seeds[0]).items() if k not in ("host", "port")}
+
+    def answer(seed: str) -> str | None:
+        """None when the seed answers as it should; else why not."""
+        where = parse_url(seed)
+        kwargs = {**options, "host": where["host"], "port": where.get("port", 6379)}
+        pool = redis.ConnectionPool(socket_connect_timeout=3, socket_timeout=3, **kwargs)
+        try:
+            client = redis.Redis(connection_pool=pool)
+            if not cluster:
+                client.ping()
+                return None
+            state = client.cluster("INFO").get("cluster_state")
+            return None if state == "ok" else f"cluster state {state}"
+        finally:
+            pool.disconnect()
 
     def reach() -> None:
         reasons = []
-        for seed in seed_urls(url):
+        for seed in seeds:
             try:
-                with redis.Redis.from_url(seed, socket_connect_timeout=3, socket_timeout=3) as client:
-                    client.ping()
-                return
+                if (why := answer(seed)) is None:
+                    return
+                reasons.append(why)
             except AuthenticationError as exc:
                 raise CliError(f"Redis at {redact_url(seed)} refused the credentials: {exc}") from None
             except ResponseError as exc:
@@ -118,5 +138,5 @@ def services(settings: Settings, provision: Callable[[], object]) -> None:
             raise Unreachable("no broker answers") from None
 
     wait_for(f"Kafka at {settings.kafka_bootstrap_servers} (TOUCHSTREAM_KAFKA_BOOTSTRAP_SERVERS)", kafka)
-    redis_url = settings.redis_url
-    wait_for(f"Redis at {redact_url(redis_url)} (TOUCHSTREAM_REDIS_URL)", redis_reachable(redis_url))
+    url, cluster = settings.redis_url, settings.redis_cluster
+    wait_for(f"Redis at {redact_url(url)} (TOUCHSTREAM_REDIS_URL)", redis_reachable(url, cluster))

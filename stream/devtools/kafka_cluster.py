@@ -37,11 +37,12 @@ T = TypeVar("T")
 JVM_OPTIONS = ("-Xms128m", "-Xmx384m", "-XX:+UseSerialGC")  # small: 3 JVMs on 2 cores
 CLUSTER_SETTINGS = {
     "unclean.leader.election.enable": "false",  # never a leader that lacks acknowledged writes
-    # a killed node is fenced (and leads nothing) 3 s after its last heartbeat; a restarted
+    # a killed node is fenced (and leads nothing) 6 s after its last heartbeat (not less: on a
+    # loaded 2-core machine a live node must not miss it); a restarted
     # one registers again once its old session expired
-    "broker.session.timeout.ms": 3000,
-    "broker.heartbeat.interval.ms": 500,
-    "controller.quorum.election.timeout.ms": 1000,
+    "broker.session.timeout.ms": 6000,
+    "broker.heartbeat.interval.ms": 1000,
+    "controller.quorum.election.timeout.ms": 2000,
     "controller.quorum.fetch.timeout.ms": 2000,
     "replica.lag.time.max.ms": 10000,
     "num.replica.fetchers": 1,

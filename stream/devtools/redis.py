@@ -24,7 +24,7 @@ from stream.devtools.tools import redis_binary
 from stream.errors import InfraError
 
 SLOTS = 16384
-NODE_TIMEOUT_MS = 2000
+NODE_TIMEOUT_MS = 5000
 
 
 @dataclass

@@ -36,6 +36,12 @@ T = TypeVar("T")
 log = logging.getLogger("touchstream.retry")
 
 
+# what redis-py's cluster client says, with no cause attached, while its nodes do not yet
+# agree on a full slot map (a failover, a node joining); anything else of RedisClusterException
+# (keys of several slots in one command) is a bug
+CLUSTER_FORMING = ("slots are not covered", "could not agree on a valid slots cache")
+
+
 def is_transient(exc: BaseException) -> bool:
     """Broker unreachable, leaderless or slow (aiokafka's `retriable` errors, and its client-side
     timeout); Redis unreachable or loading (redis-py's connection and timeout errors); a Redis
@@ -47,6 +53,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TouchstreamError):
         return exc.retriable
     if isinstance(exc, RedisClusterException) and not isinstance(exc, SlotNotCoveredError):
+        if any(words in str(exc) for words in CLUSTER_FORMING):
+            return True  # redis-py's slot map while nodes fail over or join: no cause attached
         return exc.__cause__ is not None and is_transient(exc.__cause__)  # "cannot be connected"
     return isinstance(
         exc,

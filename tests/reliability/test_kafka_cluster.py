@@ -110,6 +110,7 @@ class Workers:
     second: WorkerProcess
     applied: float = 0.0  # events the journeys handler applied in stopped worker processes
     crashes: int = 0  # the main worker died without being stopped (restarted by `watchdog`)
+    second_applied: float = 0.0  # events the second worker applied while it held partitions
 
     @staticmethod
     def applied_by(worker: WorkerProcess) -> float:
@@ -129,7 +130,8 @@ class Workers:
             self.main.start(timeout=120)
 
     def stop_second(self) -> None:
-        self.applied += self.applied_by(self.second)
+        self.second_applied = self.applied_by(self.second)
+        self.applied += self.second_applied
         self.second.stop()
 
     def errors(self) -> list[str]:
@@ -239,11 +241,17 @@ def test_a_broker_crash_loses_nothing_and_counts_nothing_twice(kafka_cluster, wo
         except BaseException as exc:  # reported by the assertion below
             failures.append(exc)
 
-    producer = threading.Thread(target=publisher)
+    producer = threading.Thread(target=publisher, daemon=True)  # a failed test does not wait for it
     start = time.monotonic()
     producer.start()
+    mid_stream: list[bool] = []
+
+    def kill() -> None:
+        mid_stream.append(producer.is_alive())
+        crash.kill()
+
     actions = {
-        "kill the busiest leader": crash.kill,
+        "kill the busiest leader": kill,
         "start second worker": lambda: workers.second.start(timeout=120),
         "stop second worker": workers.stop_second,
         "restart the killed node": crash.restart,
@@ -276,6 +284,9 @@ def test_a_broker_crash_loses_nothing_and_counts_nothing_twice(kafka_cluster, wo
     ]:
         report(f"kafka cluster: {line}"[:2000])
     assert off == dict.fromkeys(off, 0)
+    assert mid_stream == [True], "the broker was killed while events were still being published"
+    assert workers.second_applied > 0, "the second worker took partitions while the node was down"
+    assert workers.crashes == 0
 
 
 def error_kinds(lines: list[str]) -> collections.Counter[str]:

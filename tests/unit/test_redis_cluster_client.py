@@ -83,6 +83,9 @@ def test_cluster_settings() -> None:
         MovedError("3999 127.0.0.1:6381"),
         AskError("3999 127.0.0.1:6381"),
         SlotNotCoveredError("Slot 3999 is not covered by the cluster."),
+        # redis-py's own words while nodes fail over or join (no cause attached)
+        RedisClusterException("All slots are not covered after query all startup_nodes. 16384 of 16384"),
+        RedisClusterException("startup_nodes could not agree on a valid slots cache: a vs b on slot: 1"),
     ],
 )
 def test_a_cluster_in_transition_is_transient(exc: BaseException) -> None:

@@ -107,6 +107,9 @@ def _consumer(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        # a partition whose leader was not known yet when the client first asked (a topic just
+        # created, a broker failing over) is looked up again within seconds, not 5 minutes
+        metadata_max_age_ms=5000,
         **(options or {}),
     )
 
