@@ -240,14 +240,6 @@ def test_kills_rebalances_and_restarts_lose_nothing(chaos_services, tmp_path, re
 
     applied = 0.0  # events the journeys agents applied in stopped worker processes
 
-    def applied_by(worker: WorkerProcess) -> float:
-        if worker.proc is None or worker.proc.poll() is not None:
-            return 0.0
-        try:
-            return metric(worker.settings, 'touchstream_batch_size_sum{stage="journeys"}')
-        except OSError:
-            return 0.0
-
     def progress() -> float:
         return (applied + applied_by(main) + applied_by(second)) / len(events)
 
@@ -287,22 +279,7 @@ def test_kills_rebalances_and_restarts_lose_nothing(chaos_services, tmp_path, re
     )
     producer.join()
 
-    polls: list[tuple[list[ConsumerRecord], dict[str, int], list[str]]] = []
-
-    def exact() -> bool:
-        """Drained and equal to the oracle; else the watchdog gets its turn before the next poll."""
-        drained = lag(settings, settings.app_id, worker_inputs(settings)) == 0
-        seen = read_all(settings, settings.topic(CONVERSIONS))
-        examples: list[str] = []
-        polls.append((seen, mismatches(settings, expected, seen, examples), examples))
-        if drained and not any(polls[-1][1].values()):
-            return True
-        watchdog()
-        return False
-
-    with contextlib.suppress(TimeoutError):  # the mismatches of the last poll are reported
-        wait_until(exact, timeout=240, what="stream equal to the oracle", interval=2)
-    seen, off, examples = polls[-1]
+    seen, off, examples = settle(settings, expected, watchdog)
     main.stop()
     duplicates = len(seen) - len({m.value for m in seen})
     revisions = sum(orjson.loads(m.value)["revision"] > 0 for m in seen)
@@ -361,3 +338,36 @@ def test_redis_without_persistence_loses_journeys(tmp_path, report) -> None:
     assert (
         off["conversions differing"] > 0 and off["journeys differing"] > 0
     )  # ...attributed on lost journeys
+
+
+def settle(
+    settings: Settings, expected, watchdog: Callable[[], None]
+) -> tuple[list[ConsumerRecord], dict[str, int], list[str]]:
+    """Poll until the stream is drained and equal to the oracle (or 240 s passed), the
+    watchdog getting its turn before each next poll: the last poll's records downstream,
+    mismatches and examples of what differs."""
+    polls: list[tuple[list[ConsumerRecord], dict[str, int], list[str]]] = []
+
+    def exact() -> bool:
+        drained = lag(settings, settings.app_id, worker_inputs(settings)) == 0
+        seen = read_all(settings, settings.topic(CONVERSIONS))
+        examples: list[str] = []
+        polls.append((seen, mismatches(settings, expected, seen, examples), examples))
+        if drained and not any(polls[-1][1].values()):
+            return True
+        watchdog()
+        return False
+
+    with contextlib.suppress(TimeoutError):  # the mismatches of the last poll are reported
+        wait_until(exact, timeout=240, what="stream equal to the oracle", interval=2)
+    return polls[-1]
+
+
+def applied_by(worker: WorkerProcess) -> float:
+    """Events the journeys handler of a running worker has applied (0 for a stopped one)."""
+    if worker.proc is None or worker.proc.poll() is not None:
+        return 0.0
+    try:
+        return metric(worker.settings, 'touchstream_batch_size_sum{stage="journeys"}')
+    except OSError:
+        return 0.0

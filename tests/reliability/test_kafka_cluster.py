@@ -27,22 +27,21 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from stream.adapters.kafka.topics import all_topics
 from stream.core.config import DAY_MS
-from stream.core.topics import CONVERSIONS, RAW
+from stream.core.topics import RAW
 from stream.devtools import devices
 from stream.devtools.kafka_cluster import KafkaCluster
 from stream.devtools.redis import RedisServer, start_redis
-from stream.devtools.runner import WorkerProcess, metric
+from stream.devtools.runner import WorkerProcess
 from stream.devtools.simulate import generate
 from stream.settings import Settings
-from tests.reliability.test_chaos import mismatches, oracle
+from tests.reliability.test_chaos import applied_by, oracle, settle
 from tests.support.events import END_MS
-from tests.support.kafka import lag, publish, read_all, worker_inputs
+from tests.support.kafka import publish
 from tests.support.settings import free_port, run_settings
 from tests.support.waiting import wait_until
 
@@ -112,17 +111,8 @@ class Workers:
     crashes: int = 0  # the main worker died without being stopped (restarted by `watchdog`)
     second_applied: float = 0.0  # events the second worker applied while it held partitions
 
-    @staticmethod
-    def applied_by(worker: WorkerProcess) -> float:
-        if worker.proc is None or worker.proc.poll() is not None:
-            return 0.0
-        try:
-            return metric(worker.settings, 'touchstream_batch_size_sum{stage="journeys"}')
-        except OSError:
-            return 0.0
-
     def progress(self, total: int) -> float:
-        return (self.applied + self.applied_by(self.main) + self.applied_by(self.second)) / total
+        return (self.applied + applied_by(self.main) + applied_by(self.second)) / total
 
     def watchdog(self) -> None:
         if self.main.proc is not None and self.main.proc.poll() is not None:
@@ -130,7 +120,7 @@ class Workers:
             self.main.start(timeout=120)
 
     def stop_second(self) -> None:
-        self.second_applied = self.applied_by(self.second)
+        self.second_applied = applied_by(self.second)
         self.applied += self.second_applied
         self.second.stop()
 
@@ -260,7 +250,7 @@ def test_a_broker_crash_loses_nothing_and_counts_nothing_twice(kafka_cluster, wo
     producer.join()
     published = time.monotonic() - start
     assert failures == []
-    seen, off, examples = settle(settings, expected, workers)
+    seen, off, examples = settle(settings, expected, workers.watchdog)
     exact = time.monotonic() - start
     wait_until(lambda: kafka_cluster.under_replicated() == 0, 120, "every partition in sync", interval=0.5)
     synced = time.monotonic() - start
@@ -294,25 +284,3 @@ def error_kinds(lines: list[str]) -> collections.Counter[str]:
     return collections.Counter(
         re.sub(r"\d+", "N", re.sub(r"^\[[^]]*\] \[\d+\] \[ERROR\] ", "", line))[:100] for line in lines
     )
-
-
-def settle(
-    settings: Settings, expected, workers: Workers
-) -> tuple[list[ConsumerRecord], dict[str, int], list[str]]:
-    """Poll until the stream is drained and equal to the oracle (or 240 s passed): the last
-    poll's records downstream, mismatches and examples of what differs."""
-    polls: list[tuple[list[ConsumerRecord], dict[str, int], list[str]]] = []
-
-    def exact() -> bool:
-        drained = lag(settings, settings.app_id, worker_inputs(settings)) == 0
-        seen = read_all(settings, settings.topic(CONVERSIONS))
-        examples: list[str] = []
-        polls.append((seen, mismatches(settings, expected, seen, examples), examples))
-        if drained and not any(polls[-1][1].values()):
-            return True
-        workers.watchdog()
-        return False
-
-    with contextlib.suppress(TimeoutError):  # the mismatches of the last poll are reported
-        wait_until(exact, timeout=240, what="stream equal to the oracle", interval=2)
-    return polls[-1]

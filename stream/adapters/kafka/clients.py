@@ -231,11 +231,13 @@ class LagProbe:
         )
 
     async def start(self) -> None:
-        await self.admin.start()
+        """Start both clients; a failure or a cancellation (the worker stopping) midway
+        closes both, so that neither is left to warn "Unclosed" when collected."""
         try:
+            await self.admin.start()
             await self.consumer.start()
         except BaseException:
-            await self.admin.close()
+            await self.stop()
             raise
 
     async def stop(self) -> None:
