@@ -75,6 +75,16 @@ def _lookbacks(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(pairs)
 
 
+def _replicas(text: str) -> int | None:
+    """`auto` (None) or a count of replicas, 0 or more."""
+    if text.strip().lower() == "auto":
+        return None
+    count = int(text)
+    if count < 0:
+        raise SettingsError(f"expected auto or a number of replicas (0 or more), got {text!r}")
+    return count
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
@@ -114,6 +124,15 @@ class Settings:
     )
     redis_prefix: str = _setting(
         "ts", "Prefix of every Redis key: deployments with their own prefixes share one Redis or cluster"
+    )
+    redis_replicas: int | None = _setting(
+        None,
+        "Replicas of every Redis primary that must acknowledge a batch's writes (WAIT) before the "
+        "batch is acked to Kafka; auto = 1 with REDIS_CLUSTER, else 0",
+        _replicas,
+    )
+    redis_replica_timeout_ms: int = _setting(
+        1000, "How long a batch waits for the replicas before it is retried", _duration_ms
     )
     app_id: str = _setting("touchstream", "Faust app id: consumer group and internal topic prefix")
     topic_prefix: str = _setting("", "Prefix prepended to every public topic name")
@@ -235,6 +254,11 @@ class Settings:
                 f"{env_name('redis_url')}: a Redis Cluster has database 0 only, "
                 f"got {redact_url(self.redis_url)}"
             )
+        if not 0 < self.redis_replica_timeout_ms <= 60_000:
+            raise SettingsError(
+                f"{env_name('redis_replica_timeout_ms')} must be more than 0 and at most 60s "
+                f"(0 would make Redis WAIT block forever), got {self.redis_replica_timeout_ms}"
+            )
         if not 0 <= self.web_port <= 65535:
             raise SettingsError(f"{env_name('web_port')} must be a port number, got {self.web_port}")
 
@@ -267,6 +291,13 @@ class Settings:
     def topic(self, name: str) -> str:
         """Public topic name with the configured prefix."""
         return self.topic_prefix + name
+
+    @property
+    def replicas_to_wait(self) -> int:
+        """`redis_replicas`, with auto resolved: a cluster's primaries have replicas to wait for."""
+        if self.redis_replicas is None:
+            return 1 if self.redis_cluster else 0
+        return self.redis_replicas
 
     @property
     def model_params(self) -> ModelParams:
@@ -343,7 +374,7 @@ def to_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, f.name)
         if isinstance(value, tuple):
             value = ",".join(f"{v[0]}={v[1]}" if isinstance(v, tuple) else str(v) for v in value)
-        env[env_name(f.name)] = str(value)
+        env[env_name(f.name)] = "auto" if value is None else str(value)
     return env
 
 
@@ -354,5 +385,7 @@ def describe() -> list[tuple[str, str, str]]:
         default = f.default
         if isinstance(default, tuple):
             default = ",".join(str(d) for d in default)
+        elif default is None:
+            default = "auto"
         rows.append((env_name(f.name), str(default), f.metadata["help"]))
     return rows

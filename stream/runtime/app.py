@@ -38,6 +38,7 @@ from stream.adapters.redis.aggregates import PartitionStore
 from stream.adapters.redis.connection import Ttls, connect
 from stream.adapters.redis.directory import Directory
 from stream.adapters.redis.persons import PersonStore
+from stream.adapters.redis.replication import ReplicationBarrier
 from stream.core.codec import decode_event
 from stream.core.config import DAY_MS, Limits
 from stream.core.live import LiveWindow
@@ -152,6 +153,11 @@ class Parts:
             aggregates,
             raw_topic,
             lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == persons_topic(settings)},
+            ReplicationBarrier(
+                redis, ttls, settings.replicas_to_wait, settings.redis_replica_timeout_ms, prefix=prefix
+            )
+            if settings.replicas_to_wait
+            else None,
         )
         return cls(
             metrics=metrics,

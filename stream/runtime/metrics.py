@@ -111,7 +111,7 @@ class Metrics:
             ),
             redis_seconds=histogram(
                 "redis_call_seconds",
-                "A batch's Redis calls, round trip included: identity lookup, person load, fenced save",
+                "A batch's Redis round trips: identity lookup, person load, fenced save, replicate",
                 REDIS_BUCKETS,
                 ("operation",),
             ),

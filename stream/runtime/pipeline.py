@@ -12,11 +12,14 @@ events arrive on its home's raw partition. A batch:
 2. journeys (`stream.runtime.journeys`): the applied raw events and the person-keyed
    records, in the batch's order, stepped and stored exactly once — the person fence
    keeps an offset per source `topic:partition`, so a replay of either is recognised;
-3. only then the raw watermarks advance (an `expire` stamped with them is then queued
+3. the replication barrier (`stream.adapters.redis.replication`): with
+   `TOUCHSTREAM_REDIS_REPLICAS` above 0, the batch's writes are on that many replicas of
+   every primary before it is acked (a failover cannot then lose them);
+4. only then the raw watermarks advance (an `expire` stamped with them is then queued
    behind every event they cover: applied, or on the person-keyed topic); the write runs
    in the background, in batch order, while the next batch goes on.
 
-Steps 1's produce and 2 are independent and run together; both are done before the
+Step 1's produce and 2 are independent and run together; both are done before the
 batch is acked, and a retry of the whole batch applies nothing twice.
 """
 
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 
 from stream.adapters.kafka.emitter import Emitter
 from stream.adapters.redis.aggregates import PartitionStore
+from stream.adapters.redis.replication import ReplicationBarrier
 from stream.core.records import RawRecord
 from stream.core.topics import PERSONS, RAW
 from stream.runtime.ingest import Home, Ingestor
@@ -49,6 +53,7 @@ class Pipeline:
     aggregates: PartitionStore
     raw_topic: str
     owned: Callable[[], Collection[int]]  # the person-keyed partitions this worker owns now
+    barrier: ReplicationBarrier | None = None  # a batch's writes on the replicas before its ack
     _warned: bool = False
     _advancing: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
 
@@ -62,6 +67,9 @@ class Pipeline:
             self.emitter.emit_stamped(routed.outgoing),
             self.processor.handle(keyed, routed.homes) if keyed else asyncio.sleep(0),
         )
+        if self.barrier is not None:
+            with self.processor.metrics.redis_seconds.labels("replicate").time():
+                await self.barrier.wait()
         if routed.watermarks:
             # written once the batch is applied and produced, but not waited for: the next
             # batch need not wait for it, and a write lost to a crash or an outage only

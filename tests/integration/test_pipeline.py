@@ -104,6 +104,10 @@ def test_scripted_journeys_are_attributed_exactly(make_settings, start_worker) -
     assert metric(settings, "touchstream_latency_seconds_count") == attributed
     assert 0 < metric(settings, "touchstream_latency_seconds_sum") < 60 * attributed
     assert metric(settings, 'touchstream_batch_size_sum{stage="journeys"}') >= len(SCRIPT)
+    # on a cluster, every batch waited for the replicas of its writes (none to wait for on one server)
+    batches = metric(settings, 'touchstream_batch_size_count{stage="journeys"}')
+    replicated = metric(settings, 'touchstream_redis_call_seconds_count{operation="replicate"}')
+    assert replicated == (batches if settings.redis_cluster else 0) and batches > 0
 
 
 MALFORMED: list[tuple[bytes, str]] = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -72,6 +73,30 @@ def test_conversions_are_kept_two_years_and_the_identity_map_one() -> None:
     identity map has a retention of its own."""
     s = settings()
     assert (s.conversion_ttl_ms, s.identity_ttl_ms) == (730 * DAY, 365 * DAY)
+
+
+def test_replicas_to_wait_for_are_one_on_a_cluster_unless_set() -> None:
+    assert Settings().replicas_to_wait == 0
+    assert settings(REDIS_CLUSTER="true").replicas_to_wait == 1
+    assert settings(REDIS_CLUSTER="true", REDIS_REPLICAS="0").replicas_to_wait == 0
+    assert settings(REDIS_REPLICAS="2").replicas_to_wait == 2
+    assert settings(REDIS_REPLICAS="auto", REDIS_CLUSTER="yes").replicas_to_wait == 1
+    assert settings(REDIS_REPLICA_TIMEOUT_MS="250ms").redis_replica_timeout_ms == 250
+    assert ("TOUCHSTREAM_REDIS_REPLICAS", "auto") in {(name, default) for name, default, _ in describe()}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("REDIS_REPLICAS", "-1", "expected auto or a number of replicas (0 or more), got '-1'"),
+        ("REDIS_REPLICAS", "one", "invalid literal for int()"),
+        ("REDIS_REPLICA_TIMEOUT_MS", "0", "must be more than 0 and at most 60s"),
+        ("REDIS_REPLICA_TIMEOUT_MS", "2m", "must be more than 0 and at most 60s"),
+    ],
+)
+def test_bad_replica_settings_say_why(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        settings(**{name: value})
 
 
 def test_integers_and_text():
