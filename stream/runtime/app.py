@@ -35,7 +35,7 @@ from stream.adapters.kafka.emitter import Emitter
 from stream.adapters.kafka.security import aiokafka_options, faust_credentials
 from stream.adapters.kafka.topics import persons_topic, topic_name
 from stream.adapters.redis.aggregates import PartitionStore
-from stream.adapters.redis.connection import Ttls, connect
+from stream.adapters.redis.connection import ObservedCluster, Ttls, connect
 from stream.adapters.redis.directory import Directory
 from stream.adapters.redis.persons import PersonStore
 from stream.adapters.redis.replication import ReplicationBarrier
@@ -131,6 +131,8 @@ class Parts:
         worker_id = settings.worker_id or f"{socket.gethostname()}:{os.getpid()}"
         emitter = Emitter(lambda: app.producer._ensure_producer(), partial(topic_name, settings), worker_id)
         redis = connect(settings.redis_url, cluster=settings.redis_cluster)
+        if isinstance(redis, ObservedCluster):
+            redis.on_internal = lambda reason: metrics.redis_client_retries.labels(reason).inc()
         prefix = settings.redis_prefix
         ttls = Ttls(
             config.rules.longest + DAY_MS,

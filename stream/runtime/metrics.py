@@ -48,6 +48,7 @@ class Metrics:
     latency_seconds: Histogram
     redis_seconds: Histogram
     retries: Counter
+    redis_client_retries: Counter
     stalled: Gauge
     identity_conflicts: Counter
     lateness_seconds: Histogram
@@ -90,6 +91,12 @@ class Metrics:
             ),
             retries=counter(
                 "retries", "Transient failures retried (Redis or broker unavailable)", ("operation",)
+            ),
+            redis_client_retries=counter(
+                "redis_client_retries",
+                "What the Redis Cluster client followed or retried by itself, by reason: moved, ask, "
+                "tryagain, clusterdown, connection, timeout (what lasts reaches `retries`)",
+                ("reason",),
             ),
             stalled=gauge(
                 "stalled",

@@ -13,8 +13,10 @@ With `TOUCHSTREAM_REDIS_CLUSTER` on, the client is redis-py's `RedisCluster`, fo
 the seed URL(s): its pipelines (never transactions) send each command to the primary of
 its key's slot, every node's share at once; a script's keys share one slot (`keys.py`).
 MOVED and ASK redirections, and a failover's connection errors, are retried inside the
-client (it refreshes the slot map); what still fails reaches the runtime's retry policy
-as transient (`stream.runtime.retry.is_transient`), which logs and counts it.
+client (it refreshes the slot map); `ObservedCluster` reports each to the worker's
+`touchstream_redis_client_retries_total{reason}` and logs a summary line at most every
+10 s. What still fails reaches the runtime's retry policy as transient
+(`stream.runtime.retry.is_transient`), which logs and counts it.
 
 Lua scripts go on pipelines as bare `EVALSHA` (`Lua.queue`). redis-py's `Script` makes a
 pipeline that runs one ask `SCRIPT EXISTS` first, a round trip of its own every time (a
@@ -31,7 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Sequence
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -48,6 +53,7 @@ from stream.adapters.redis.keys import DEFAULT_PREFIX, Keys, script, scripts
 from stream.errors import TransientError
 
 T = TypeVar("T")
+log = logging.getLogger("touchstream.redis")
 CLUSTER_RETRIES = 2  # silent retries inside the cluster client (a pipeline waits 0.25 s before each)
 
 
@@ -83,6 +89,48 @@ def seed_urls(url: str) -> list[str]:
     return urls
 
 
+REASONS = {
+    "MovedError": "moved",
+    "AskError": "ask",
+    "TryAgainError": "tryagain",
+    "ClusterDownError": "clusterdown",
+    "SlotNotCoveredError": "slot_not_covered",
+    "ConnectionError": "connection",
+    "TimeoutError": "timeout",
+}
+SUMMARY_EVERY_S = 10.0
+
+
+class ObservedCluster(RedisCluster):
+    """redis-py's cluster client, telling what it follows or retries by itself (MOVED, ASK,
+    TRYAGAIN, a refused connection while a failover settles) to `on_internal(reason)`, and
+    logging it: the first at once, then one summary line per `SUMMARY_EVERY_S`."""
+
+    on_internal: Callable[[str], None] | None = None
+    _counts: Counter[str]
+    _logged_at: float = 0.0
+
+    async def _record_error_metric(
+        self, error: Exception, connection: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        if kwargs.get("is_internal", True):
+            self._note(REASONS.get(type(error).__name__, "other"), error)
+        await super()._record_error_metric(error, connection, *args, **kwargs)
+
+    def _note(self, reason: str, error: Exception) -> None:
+        if self.on_internal is not None:
+            self.on_internal(reason)
+        if not hasattr(self, "_counts"):
+            self._counts = Counter()
+        self._counts[reason] += 1
+        now = time.monotonic()
+        if now - self._logged_at >= SUMMARY_EVERY_S:
+            seen = ", ".join(f"{n} {r}" for r, n in sorted(self._counts.items()))
+            log.info("Redis Cluster: followed or retried within the client: %s (latest: %s)", seen, error)
+            self._counts.clear()
+            self._logged_at = now
+
+
 def _cluster(url: str) -> RedisCluster:
     """The first seed's credentials, TLS and options apply to every node; the other seeds
     only add places to ask for the slot map (the client then knows every node).
@@ -95,7 +143,7 @@ def _cluster(url: str) -> RedisCluster:
     first, *others = seed_urls(url)
     nodes = [ClusterNode(p.hostname or "127.0.0.1", p.port or 6379) for p in map(urlparse, others)]
     retry = Retry(NoBackoff(), CLUSTER_RETRIES)
-    client = RedisCluster.from_url(first, socket_timeout=None, startup_nodes=nodes or None, retry=retry)
+    client = ObservedCluster.from_url(first, socket_timeout=None, startup_nodes=nodes or None, retry=retry)
     # nodes found later are built from these kwargs; the seeds were built already
     kwargs = client.connection_kwargs
     kwargs["connection_class"] = _packed_by_hiredis(kwargs["connection_class"])
