@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -89,20 +90,7 @@ class Metrics:
                 "identity_conflicts",
                 "identify events refused: the anonymous id is mapped to another customer",
             ),
-            retries=counter(
-                "retries", "Transient failures retried (Redis or broker unavailable)", ("operation",)
-            ),
-            redis_client_retries=counter(
-                "redis_client_retries",
-                "What the Redis Cluster client followed or retried by itself, by reason: moved, ask, "
-                "tryagain, clusterdown, connection, timeout (what lasts reaches `retries`)",
-                ("reason",),
-            ),
-            stalled=gauge(
-                "stalled",
-                "1 while an operation is waiting for Redis or the broker to come back",
-                ("operation",),
-            ),
+            **_retry_metrics(counter, gauge),
             lateness_seconds=histogram(
                 "event_lateness_seconds",
                 "How far (event time) behind the person's last event an event was applied",
@@ -123,6 +111,25 @@ class Metrics:
                 ("operation",),
             ),
         )
+
+
+def _retry_metrics(counter: Callable[..., Counter], gauge: Callable[..., Gauge]) -> dict[str, Any]:
+    """What transient failures cost: the retries (the runtime's and the cluster client's own)
+    and the operations waiting now."""
+    return {
+        "retries": counter(
+            "retries", "Transient failures retried (Redis or broker unavailable)", ("operation",)
+        ),
+        "redis_client_retries": counter(
+            "redis_client_retries",
+            "What the Redis Cluster client followed or retried by itself, by reason: moved, ask, "
+            "tryagain, clusterdown, connection, timeout (what lasts reaches `retries`)",
+            ("reason",),
+        ),
+        "stalled": gauge(
+            "stalled", "1 while an operation is waiting for Redis or the broker to come back", ("operation",)
+        ),
+    }
 
 
 def _partition_gauges(gauge: Callable[..., Gauge]) -> dict[str, Gauge]:
