@@ -3,7 +3,7 @@
     python -m bench.profile [--customers 5000] [--top 25] [--out profile.txt]
     python -m bench.profile --rate 300 [--seconds 15]
 
-The benchmark's workload (`bench.suite.workload`) is published to fresh topics while one
+The benchmark's workload (`bench.workload`) is published to fresh topics while one
 worker drains it; py-spy samples the worker (non-blocking, 250 Hz, busy samples only) from
 start to caught up. With `--rate`, the workload is instead published live at that rate
 (as the latency benchmark does) and only the thread holding the GIL is sampled: where the
@@ -27,8 +27,11 @@ from pathlib import Path
 
 from redis import Redis
 
+from bench.contenders import base_settings, fresh, start_workers
+from bench.drain import publish_and_drain
+from bench.latency import publish_paced
 from bench.measure import cpu_seconds
-from bench.suite import base_settings, fresh, publish_and_drain, publish_paced, start_workers, workload
+from bench.workload import workload
 from stream.devtools.services import local_services
 
 

