@@ -102,8 +102,7 @@ class KafkaNode:
     @property
     def pid(self) -> int | None:
         """Process id while running; None once killed or stopped."""
-        popen = self.child.popen
-        return popen.pid if popen is not None and popen.poll() is None else None
+        return self.child.pid
 
 
 @dataclass
