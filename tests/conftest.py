@@ -3,6 +3,9 @@ real Redis Cluster, started the first time a test asks for it), and factories fo
 per-test settings and worker processes (helpers: tests/support).
 
 Set KAFKA_BOOTSTRAP_SERVERS / REDIS_URL to run against existing services.
+
+`report("line")` has a line printed in the "reliability figures" section at the end of the
+run (pytest captures a test's own output): what the fault-injection tests measured.
 """
 
 from __future__ import annotations
@@ -19,6 +22,21 @@ from stream.settings import Settings
 from tests.support import redis_target
 from tests.support.kafka import create_topics
 from tests.support.settings import run_settings
+
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def report() -> Callable[[str], None]:
+    """Call `report("line")` to have the line printed in the run's "reliability figures"."""
+    return FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The stores on a real Redis Cluster (3 primaries, 3 replicas): a node that lost the Lua
 scripts gets them again, and a primary killed mid-stream fails over while the batches go
-on, with visible retries, counted exactly once.
+on, with visible retries, counted exactly once (its figures printed in the run's
+"reliability figures" section).
 
 The worker end to end on the cluster is the `cluster` case of the core integration tests
 (`tests.support.redis_target.SINGLE_AND_CLUSTER`)."""
@@ -8,7 +9,10 @@ The worker end to end on the cluster is the `cluster` case of the core integrati
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -19,6 +23,7 @@ from stream.devtools.redis import LocalRedisCluster
 from stream.errors import TransientError
 from stream.runtime.metrics import MeteredRetries, Metrics
 from stream.runtime.retry import RetryPolicy
+from tests.support.redis_failover import PrimaryCrash
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
@@ -32,6 +37,18 @@ def batch(partition: int, offset: int) -> PartitionBatch:
     return PartitionBatch(
         partition, "paths-fence", offset, [PathIncrement(offset, "email > direct", 1, 0, 0)]
     )
+
+
+@dataclass(frozen=True)
+class RecordedRetries(MeteredRetries):
+    """The worker's retry observer (logs, `touchstream_retries_total`, `touchstream_stalled`),
+    which also keeps what each retry failed on, for the figures."""
+
+    causes: list[str] = field(default_factory=list)
+
+    def retrying(self, what: str, failures: int, delay: float, exc: BaseException) -> None:
+        self.causes.append(type(exc).__name__)
+        super().retrying(what, failures, delay, exc)
 
 
 def node_of(client: Client, cluster: LocalRedisCluster, key: str) -> int:
@@ -76,36 +93,61 @@ def test_a_node_that_lost_the_scripts_gets_them_again(redis_cluster: LocalRedisC
     assert run_with(redis_cluster, "scripts", scenario) == 2 * PARTITIONS
 
 
-def test_a_killed_primary_fails_over_and_the_batches_go_on(redis_cluster: LocalRedisCluster) -> None:
+def test_a_killed_primary_fails_over_and_the_batches_go_on(redis_cluster: LocalRedisCluster, report) -> None:
     """SIGKILL the primary of partition 0's slot (once its replica has every write) while
     batches are written to partitions 0 and 5: its replica takes over, the batches are
     retried meanwhile (counted in touchstream_retries_total, the operation stalled until it
     recovers), and every batch is counted exactly once. The node then restarts and rejoins
-    as a replica."""
+    as a replica. The figures go to the run's "reliability figures"."""
     metrics = Metrics.create(CollectorRegistry())
-    observer = MeteredRetries(metrics)
-    batches = 30
-    killed: list[int] = []
+    observer = RecordedRetries(metrics)
+    batches, kill_at = 30, 10
+    crash = PrimaryCrash(redis_cluster)
+    retried: dict[int, int] = {}  # batch -> its retries
+    stalled = [0.0]  # seconds from the kill until the next batch went through
 
     async def scenario(client: Client, store: PartitionStore) -> None:
-        primary = node_of(client, redis_cluster, store.keys.partition(0, "paths"))
+        promotion: asyncio.Future[float] | None = None
         for offset in range(batches):
-            if offset == 10:
+            if offset == kill_at:
                 await asyncio.to_thread(wait_until, redis_cluster.in_sync, 30, "replicas in sync")
-                redis_cluster.kill(primary)
-                killed.append(primary)
-            retried = RetryPolicy().run(
+                crash.kill(node_of(client, redis_cluster, store.keys.partition(0, "paths")))
+                promotion = asyncio.ensure_future(asyncio.to_thread(crash.wait_promoted))
+            before = retries(metrics)
+            written = RetryPolicy().run(
                 lambda o=offset: store.add_aggregates([batch(0, o), batch(5, o)], {}), "journeys", observer
             )
-            await asyncio.wait_for(retried, timeout=120)  # a failover that never ends fails the test
+            await asyncio.wait_for(written, timeout=120)  # a failover that never ends fails the test
+            if offset == kill_at:
+                stalled[0] = time.monotonic() - crash.killed_at
+            if retries(metrics) > before:
+                retried[offset] = int(retries(metrics) - before)
+        assert promotion is not None
+        await asyncio.wait_for(promotion, timeout=120)
 
     try:
         counted = run_with(redis_cluster, "failover", scenario)
     finally:
-        for index in killed:
-            redis_cluster.restart(index)
-        redis_cluster.wait_ok()
+        if crash.killed_at:
+            crash.restart()
+            crash.wait_rejoined()
+    tries = ", ".join(f"batch {b} {n}x" for b, n in retried.items())
+    for line in [
+        crash.describe(),
+        f"{batches} batches of path counts written to partitions 0 and 5, the primary killed before "
+        f"batch {kill_at}: {len(retried)} batch(es) retried ({tries}); batch {kill_at} went through "
+        f"{stalled[0]:.1f}s after the kill",
+        f"touchstream_retries_total{{operation=journeys}} {retries(metrics):.0f} ("
+        + ", ".join(f"{n}x {cause}" for cause, n in Counter(observer.causes).most_common())
+        + f"); conversions counted {counted} for {2 * batches} written (each once)",
+    ]:
+        report(f"redis cluster failover: {line}")
     assert counted == 2 * batches
-    assert metrics.retries.labels("journeys")._value.get() >= 1
+    assert retries(metrics) >= 1 and sum(retried.values()) == retries(metrics)
     assert metrics.stalled.labels("journeys")._value.get() == 0 and not observer.stalled
-    assert killed and killed[0] not in redis_cluster.primaries()  # it came back as a replica
+    assert crash.victim not in redis_cluster.primaries()  # it came back as a replica
+
+
+def retries(metrics: Metrics) -> float:
+    """touchstream_retries_total{operation="journeys"} of the test's registry."""
+    return metrics.retries.labels("journeys")._value.get()

@@ -8,8 +8,9 @@ customers and multi-device persons — flows over 4 partitions while the test SI
 node that leads the most partitions of the raw topic, starts and stops a second worker
 while that node is down (rebalances 1 -> 2 -> 1), then restarts the node and waits until
 it is back in sync. After the stream drains, everything is compared with the batch oracle
-exactly as tests/reliability/test_chaos.py does: every conversion's latest revision, every
-journey, every path count and report counter; a revision seen twice must be byte-identical.
+as the chaos test does (tests/reliability/compare.py): every conversion's latest revision,
+every journey, every path count and report counter; a revision seen twice must be
+byte-identical.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from stream.devtools.redis import RedisServer, start_redis
 from stream.devtools.runner import WorkerProcess
 from stream.devtools.simulate import generate
 from stream.settings import Settings
-from tests.reliability.test_chaos import applied_by, oracle, settle
+from tests.reliability.compare import applied_by, oracle, settle
 from tests.support.events import END_MS
 from tests.support.kafka import publish
 from tests.support.settings import free_port, run_settings

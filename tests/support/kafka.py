@@ -7,8 +7,9 @@ or a plain bootstrap address.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -52,6 +53,36 @@ def publish(
     records = [e if isinstance(e, tuple) else event_record(e) for e in events]
     sending = produce(bootstrap, topic, records, rate=rate, options=opts if options is None else options)
     return asyncio.run(sending if timeout is None else asyncio.wait_for(sending, timeout))
+
+
+class Publisher(threading.Thread):
+    """`publish` in a thread of its own, paced at `rate` events per second: `share()` is the
+    part of the input handed to the producer so far, `failure` what stopped it (if anything),
+    `seconds` how long it took. A daemon thread: a failed test does not wait for it."""
+
+    def __init__(self, target: Target, topic: str, events: list[dict[str, Any]], rate: float) -> None:
+        super().__init__(daemon=True)
+        self.target, self.topic, self.events, self.rate = target, topic, events, rate
+        self.sent = 0
+        self.failure: BaseException | None = None
+        self.seconds = 0.0
+
+    def share(self) -> float:
+        return self.sent / len(self.events)
+
+    def run(self) -> None:
+        bootstrap, options = connection(self.target)
+        started = time.monotonic()
+        try:
+            asyncio.run(produce(bootstrap, self.topic, self._records(), rate=self.rate, options=options))
+        except BaseException as exc:  # the test asserts there was none
+            self.failure = exc
+        self.seconds = time.monotonic() - started
+
+    def _records(self) -> Iterator[Record]:
+        for event in self.events:
+            yield event_record(event)
+            self.sent += 1
 
 
 def _consumer(bootstrap: str, options: Mapping[str, Any]) -> AIOKafkaConsumer:
