@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration lint services bench clean
+.PHONY: help install demo test test-unit test-integration lint services bench soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,13 @@ services: install ## start Kafka and Redis locally and print their addresses (Ct
 
 bench: install ## the benchmark: ceiling, Faust floor, naive baseline, Touchstream on one workload (minutes)
 	$(BIN)/python -m bench.suite
+
+$(BIN)/.installed-bench: $(BIN)/.installed
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,local,bench]'
+	@touch $@
+
+soak: $(BIN)/.installed-bench ## one worker for 10 min at half its max rate: lag, RSS, Redis memory, p99 (SOAK_ARGS=...)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean: ## remove the virtualenv and caches (the Kafka jar cache in ~/.cache/touchstream stays)
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache
