@@ -16,7 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from stream.adapters.redis.connection import Ttls, connect
 from stream.adapters.redis.replication import ReplicationBarrier, tag_for_slot
-from stream.devtools.redis import LocalRedisCluster, RedisServer, start_redis
+from stream.devtools.redis import LocalRedisCluster, RedisServer, start_redis, start_redis_cluster
 from stream.errors import TransientError
 from tests.support.waiting import wait_until
 
@@ -124,3 +124,45 @@ def test_the_barrier_reaches_every_primary_of_the_cluster(redis_cluster: LocalRe
     # the paused replica's primary, and only it, fell short
     assert shortfall.count(": 0") == 1
     assert sum(f"{name}: 0" in shortfall for name in primaries) == 1
+
+
+@pytest.mark.cluster
+def test_a_barrier_key_whose_slot_moved_fails_once_then_the_barrier_follows(tmp_path) -> None:
+    cluster = start_redis_cluster(tmp_path)
+
+    async def run() -> tuple[str, str, str, bool]:
+        client = connect(cluster.seeds, cluster=True)
+        assert isinstance(client, RedisCluster)
+        barrier = ReplicationBarrier(client, TTLS, replicas=1, timeout_ms=1000, prefix="tsr")
+        try:
+            await barrier.wait()
+            old, (slot, key) = next(iter(barrier._marks.items()))
+            new = next(n for n in client.get_primaries() if n.name != old)
+            await client.delete(key)  # an owner holding keys of a slot cannot hand it over
+            await asyncio.to_thread(_hand_slot, cluster, slot, new.port)
+            with pytest.raises(TransientError) as failed:
+                await barrier.wait()  # its key's old primary answers MOVED
+            await barrier.wait()
+            return old, new.name, str(failed.value), barrier._marks[old][0] != slot
+        finally:
+            await client.aclose()
+
+    try:
+        old, _new, failure, remarked = asyncio.run(run())
+    finally:
+        cluster.stop()
+    assert failure.startswith(f"Redis replication barrier on {old}: MovedError ")
+    assert remarked  # the old primary's barrier key is now in a slot it still serves
+
+
+def _hand_slot(cluster: LocalRedisCluster, slot: int, to_port: int) -> None:
+    """Give the empty `slot` to the primary at `to_port`: it first, then the other primaries."""
+    with redis.Redis(port=to_port) as new:
+        owner = new.execute_command("CLUSTER", "MYID").decode()
+    ports = [to_port] + [
+        cluster.nodes[i].port for i in cluster.primaries() if cluster.nodes[i].port != to_port
+    ]
+    for port in ports:
+        with redis.Redis(port=port) as node:
+            node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", owner)
+    cluster.wait_ok()

@@ -102,9 +102,11 @@ SUMMARY_EVERY_S = 10.0
 
 
 class ObservedCluster(RedisCluster):
-    """redis-py's cluster client, telling what it follows or retries by itself (MOVED, ASK,
-    TRYAGAIN, a refused connection while a failover settles) to `on_internal(reason)`, and
-    logging it: the first at once, then one summary line per `SUMMARY_EVERY_S`."""
+    """redis-py's cluster client, telling what it follows or retries by itself for one
+    command (MOVED, ASK, TRYAGAIN, a refused connection while a failover settles; a
+    pipeline's redirected commands are re-sent one by one, so they count; a whole pipeline
+    retried does not) to `on_internal(reason)`, and logging it: the first at once, then one
+    summary line per `SUMMARY_EVERY_S` (written when the next one comes)."""
 
     on_internal: Callable[[str], None] | None = None
     _counts: Counter[str]
