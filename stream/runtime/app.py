@@ -154,6 +154,7 @@ class Parts:
             emitter,
             aggregates,
             raw_topic,
+            lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == persons_topic(settings)},
             ReplicationBarrier(
                 redis, ttls, settings.replicas_to_wait, settings.redis_replica_timeout_ms, prefix=prefix
             )
