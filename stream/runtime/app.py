@@ -156,7 +156,12 @@ class Parts:
             raw_topic,
             lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == persons_topic(settings)},
             ReplicationBarrier(
-                redis, ttls, settings.replicas_to_wait, settings.redis_replica_timeout_ms, prefix=prefix
+                redis,
+                ttls,
+                settings.replicas_to_wait,
+                settings.redis_replica_timeout_ms,
+                prefix=prefix,
+                auto=settings.redis_replicas is None,
             )
             if settings.replicas_to_wait
             else None,

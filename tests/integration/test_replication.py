@@ -166,3 +166,27 @@ def _hand_slot(cluster: LocalRedisCluster, slot: int, to_port: int) -> None:
         with redis.Redis(port=port) as node:
             node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", owner)
     cluster.wait_ok()
+
+
+@pytest.mark.cluster
+def test_auto_waits_for_none_on_a_cluster_built_without_replicas(tmp_path, caplog) -> None:
+    cluster = start_redis_cluster(tmp_path, replicas=0)
+
+    async def run() -> tuple[int, int]:
+        client = connect(cluster.seeds, cluster=True)
+        assert isinstance(client, RedisCluster)
+        auto = ReplicationBarrier(client, TTLS, replicas=1, timeout_ms=300, prefix="tsr", auto=True)
+        asked = ReplicationBarrier(client, TTLS, replicas=1, timeout_ms=300, prefix="tsr")
+        try:
+            await auto.wait()  # no replica anywhere: nothing to wait for
+            with pytest.raises(TransientError, match="fewer than 1 replica"):
+                await asked.wait()  # asked for explicitly: the stall is what the operator chose
+            return auto.replicas, asked.replicas
+        finally:
+            await client.aclose()
+
+    try:
+        assert asyncio.run(run()) == (0, 1)
+    finally:
+        cluster.stop()
+    assert "no primary has a replica" in caplog.text

@@ -30,6 +30,7 @@ map is read again, and the retried batch's barrier uses keys where they now are.
 from __future__ import annotations
 
 import asyncio
+import logging
 from functools import cache
 from typing import Any
 
@@ -40,6 +41,8 @@ from redis.exceptions import MovedError, RedisError, ResponseError
 from stream.adapters.redis.connection import Client, RoundTrips, Ttls
 from stream.adapters.redis.keys import DEFAULT_PREFIX
 from stream.errors import TransientError
+
+log = logging.getLogger("touchstream.redis")
 
 MARK_TTL_MS = 3_600_000  # the barrier's own keys: one tiny string per primary, refreshed each batch
 
@@ -63,10 +66,12 @@ class ReplicationBarrier(RoundTrips):
         replicas: int,
         timeout_ms: int,
         prefix: str = DEFAULT_PREFIX,
+        auto: bool = False,
     ) -> None:
         super().__init__(redis, ttls, timeout_s=timeout_ms / 1000 + 5.0, prefix=prefix)
         self.replicas = replicas
         self.timeout_ms = timeout_ms
+        self.auto = auto  # `replicas` came from `auto`: a cluster built without replicas waits for none
         self._marks: dict[str, tuple[int, str]] = {}  # primary name -> (a slot it serves, a key there)
 
     async def wait(self) -> None:
@@ -75,6 +80,10 @@ class ReplicationBarrier(RoundTrips):
         if isinstance(self.redis, RedisCluster):
             if not self.redis.nodes_manager.slots_cache:
                 await self.call(self.redis.initialize())  # no command yet: no slot map either
+            if self.auto:
+                self._resolve_auto()
+                if self.replicas <= 0:
+                    return
             targets = self._targets()
             acked = await self.call(asyncio.gather(*(self._on_node(node, key) for node, key in targets)))
             if self._moved():
@@ -115,6 +124,20 @@ class ReplicationBarrier(RoundTrips):
                     f"Redis replication barrier on {node.name}: {type(failure).__name__} {failure}"
                 )
         return int(commands[1].result)
+
+    def _resolve_auto(self) -> None:
+        """Once, from the first slot map: a cluster none of whose slots has a replica was built
+        without them, and `auto` then waits for none (it would otherwise stall every batch);
+        a single replica anywhere keeps the barrier (a primary that lost its replica in a
+        failover is a stall worth having)."""
+        assert isinstance(self.redis, RedisCluster)
+        self.auto = False
+        if all(len(nodes) < 2 for nodes in self.redis.nodes_manager.slots_cache.values()):
+            self.replicas = 0
+            log.warning(
+                "Redis Cluster: no primary has a replica, so TOUCHSTREAM_REDIS_REPLICAS=auto waits for "
+                "none (a primary that dies loses the writes of its last moments; give each a replica)"
+            )
 
     def _check(self, names: list[str], acked: list[Any]) -> None:
         short = [f"{name}: {int(n)}" for name, n in zip(names, acked, strict=True) if int(n) < self.replicas]
