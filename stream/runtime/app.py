@@ -154,7 +154,6 @@ class Parts:
             emitter,
             aggregates,
             raw_topic,
-            lambda: {tp.partition for tp in app.consumer.assignment() if tp.topic == persons_topic(settings)},
             ReplicationBarrier(
                 redis,
                 ttls,

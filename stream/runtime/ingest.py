@@ -1,12 +1,13 @@
 """Ingest: validate `touchpoints.raw`, route each event to its person, decide where it is applied.
 
 Valid events are routed to their canonical person (the routing rule, `stream.core.routing`,
-with its lookups in one Redis round trip per batch). An event whose person's *home*
-partition (the person-keyed partition its key hashes to) this worker owns is applied
-right here, by the same batch: a person's own events always (they were read from the raw
-partition of the same number), an identified device's events when its customer's home is
-here too. Any other is re-keyed to the person-keyed topic, whose home partition the
-person's worker reads. Invalid events go to the DLQ with a reason, conflicting identifies
+with its lookups in one Redis round trip per batch). An event read from the raw partition
+of its person's *home* (the person-keyed partition its key hashes to) is applied right
+here, by the same batch: a person's own events (producers key them by the person). Any
+other — an identified device's event, keyed by the device — is re-keyed to the
+person-keyed topic, whose home partition the person's worker reads: whatever this worker
+owns, so that a raw record read again takes the same way (see `stream.runtime.pipeline`).
+Invalid events go to the DLQ with a reason, conflicting identifies
 to `touchpoints.identity_conflicts`.
 """
 
@@ -28,7 +29,9 @@ from stream.core.topics import PERSONS
 from stream.core.validation import Rejection, validate
 from stream.runtime.metrics import Metrics, count_labels
 
-Home = Callable[[str], int | None]  # person id -> its home partition when this worker owns it
+# (person id, the raw partition its event was read from) -> the person's home partition when
+# the event is applied where it was read, else None (re-keyed)
+Home = Callable[[str, int], int | None]
 
 
 @dataclass
@@ -65,7 +68,7 @@ class Ingestor:
                 out.watermarks[rec.partition] = max(valid.ts, out.watermarks.get(rec.partition, 0))
             if isinstance(result, Event):
                 out.types.append(result.type)
-                partition = home(result.person_id)
+                partition = home(result.person_id, rec.partition)
                 if partition is not None:
                     out.homes[result.person_id] = partition
                     key = result.person_id.encode()

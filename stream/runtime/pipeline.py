@@ -7,8 +7,14 @@ is the partition its id hashes to: producers key raw events by person, so a pers
 events arrive on its home's raw partition. A batch:
 
 1. ingest (`stream.runtime.ingest`): validate and route the raw records (one Redis round
-   trip); an event whose person's home this worker owns is applied by this batch, the
-   rest is re-keyed to the person-keyed topic (produced with the DLQ and conflict records);
+   trip); an event read from its person's home raw partition is applied by this batch, the
+   rest is re-keyed to the person-keyed topic (produced with the DLQ and conflict records).
+   Which way an event goes depends on the event and the partition it was read from, never
+   on who owns what now: a raw record read again after a crash or a rebalance goes the way
+   it went the first time. (Were an identified device's event re-keyed once, by a worker
+   not owning its customer's home, and applied where read the next time, by one that does,
+   the raw partition's path-count fence — moved past its offset by the first batch — would
+   leave out the path counts and report counters of the one application that counts.);
 2. journeys (`stream.runtime.journeys`): the applied raw events and the person-keyed
    records, in the batch's order, stepped and stored exactly once — the person fence
    keeps an offset per source `topic:partition`, so a replay of either is recognised;
@@ -28,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stream.adapters.kafka.emitter import Emitter
@@ -52,7 +58,6 @@ class Pipeline:
     emitter: Emitter
     aggregates: PartitionStore
     raw_topic: str
-    owned: Callable[[], Collection[int]]  # the person-keyed partitions this worker owns now
     barrier: ReplicationBarrier | None = None  # a batch's writes on the replicas before its ack
     _warned: bool = False
     _advancing: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
@@ -87,9 +92,10 @@ class Pipeline:
             log.warning("raising the raw watermarks failed (%s: %s)", type(exc).__name__, exc)
 
     async def _home(self) -> Home:
-        """A person's home partition when this worker owns it (then its events are applied
-        here), else None; None always when the topics are partitioned differently (then
-        every event takes the person-keyed topic, as a warning says once)."""
+        """A person's home partition when the raw partition an event was read from is its home
+        (then the event is applied here), else None; None always when the topics are
+        partitioned differently (then every event takes the person-keyed topic, as a warning
+        says once)."""
         raw, persons = await self.emitter.partition_counts([RAW, PERSONS])
         if raw != persons:
             if not self._warned:
@@ -101,11 +107,11 @@ class Pipeline:
                     persons,
                 )
                 self._warned = True
-            return lambda person_id: None
-        partition_of, owned = self.emitter.partition, self.owned()
+            return lambda person_id, read_from: None
+        partition_of = self.emitter.partition
 
-        def home(person_id: str) -> int | None:
+        def home(person_id: str, read_from: int) -> int | None:
             partition = partition_of(person_id.encode(), persons)
-            return partition if partition in owned else None
+            return partition if partition == read_from else None
 
         return home
