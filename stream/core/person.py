@@ -190,8 +190,12 @@ class _Run:
     def apply(self, item: Positioned) -> list[Message]:
         """What one admitted event does to the journey, and the messages it emits."""
         event, journey = item.event, self.journey
-        if journey.merged_into and event.type in ("interaction", "conversion", "identify"):
-            return [_forward(event, journey.merged_into)]  # sent before the map existed
+        customer = self.forward_to(event)
+        if customer is not None:
+            # the customer dedups it; kept here, a later merge of this person into the customer
+            # would make the forwarded copy a duplicate there before it arrives
+            del self.recent[id_key(event.event_id)]
+            return [_forward(event, customer)]
         if journey.merged_into and event.type in CONTROL:
             return []  # a tombstone: its sessions and journey live on in the customer's
         if event.type == "identify":
@@ -210,6 +214,16 @@ class _Run:
         if event.type == "interaction" and not any(isinstance(o, TooLate) for o in outputs):
             messages.append(COUNT_INTERACTION)  # counted where it joins a journey
         return messages
+
+    def forward_to(self, event: Event) -> str | None:
+        """The customer an event is passed on to: a device's event the ingest found identified
+        (it names the customer: `stream.runtime.ingest.first_holder`), or one for a person
+        already merged (sent before the identity map existed)."""
+        if event.type in ("interaction", "conversion") and event.person_id != self.person_id:
+            return event.person_id
+        if self.journey.merged_into and event.type in ("interaction", "conversion", "identify"):
+            return self.journey.merged_into
+        return None
 
     def record(self, conversion_id: str) -> Stored | None:
         """The stored conversion as this step left it, or as loaded."""

@@ -2,13 +2,15 @@
 
 Valid events are routed to their canonical person (the routing rule, `stream.core.routing`,
 with its lookups in one Redis round trip per batch). An event read from the raw partition
-of its person's *home* (the person-keyed partition its key hashes to) is applied right
-here, by the same batch: a person's own events (producers key them by the person). Any
-other — an identified device's event, keyed by the device — is re-keyed to the
-person-keyed topic, whose home partition the person's worker reads: whatever this worker
-owns, so that a raw record read again takes the same way (see `stream.runtime.pipeline`).
-Invalid events go to the DLQ with a reason, conflicting identifies
-to `touchpoints.identity_conflicts`.
+of its first holder's *home* (the person-keyed partition its key hashes to) is applied
+right here, by the same batch: a person's own events (producers key them by the person),
+and a device's events, identified or not (the device forwards an identified one to its
+customer: `first_holder`). Any other is re-keyed to the person-keyed topic, whose home
+partition the person's worker reads: revenue routed by a lookup always, and events a
+producer keyed otherwise. The way depends on the record, not on who owns what now nor
+on what a lookup found, so a raw record read again takes the same way (see
+`stream.runtime.pipeline`). Invalid events go to the DLQ with a reason, conflicting
+identifies to `touchpoints.identity_conflicts`.
 """
 
 from __future__ import annotations
@@ -67,16 +69,20 @@ class Ingestor:
             if valid is not None and valid.person_id:
                 out.watermarks[rec.partition] = max(valid.ts, out.watermarks.get(rec.partition, 0))
             if isinstance(result, Event):
+                assert valid is not None
                 out.types.append(result.type)
-                partition = home(result.person_id, rec.partition)
+                holder = first_holder(valid, result)
+                # an event routed by a lookup (revenue to its conversion's person) is always
+                # re-keyed: its first reading may have found no owner yet (the DLQ), and its
+                # raw offset is then behind the path-count fence
+                partition = home(holder, rec.partition) if valid.person_id else None
                 if partition is not None:
-                    out.homes[result.person_id] = partition
-                    key = result.person_id.encode()
+                    out.homes[holder] = partition
                     # value None: the person-keyed copy's bytes were never made (the fence's
                     # content digest encodes the event itself, as for any copy)
-                    applied = msgspec.structs.replace(rec, key=key, value=None, decoded=result)
+                    applied = msgspec.structs.replace(rec, key=holder.encode(), value=None, decoded=result)
                 else:
-                    message = Message(PERSONS, result.person_id.encode(), encode_event(result))
+                    message = Message(PERSONS, holder.encode(), encode_event(result))
                     out.outgoing.append((message, rec.timestamp))
             elif isinstance(result, Conflict):
                 out.conflicts += 1
@@ -116,3 +122,18 @@ class Ingestor:
             else (rec, r, None)
             for rec, r in results
         ]
+
+
+def first_holder(sent: Event, routed: Event) -> str:
+    """The person that applies an event first: for an event that carries only an anonymous id
+    identified as a customer, the device's own person, which forwards it to the customer
+    (`stream.core.person`); else the person it was routed to.
+
+    Were such an event routed straight to the customer, a reading after the identify's claim
+    would take it to another person than a reading before it (a crash between the two): the
+    device would have applied it and the customer apply it again before the identify merges
+    the device (no duplicate id to see), counting its report counters twice. Through the
+    device, a second reading is a replay its fence recognises."""
+    if sent.anonymous_id and not sent.customer_id and routed.person_id != sent.person_id:
+        return sent.person_id
+    return routed.person_id

@@ -9,12 +9,12 @@ events arrive on its home's raw partition. A batch:
 1. ingest (`stream.runtime.ingest`): validate and route the raw records (one Redis round
    trip); an event read from its person's home raw partition is applied by this batch, the
    rest is re-keyed to the person-keyed topic (produced with the DLQ and conflict records).
-   Which way an event goes depends on the event and the partition it was read from, never
-   on who owns what now: a raw record read again after a crash or a rebalance goes the way
-   it went the first time. (Were an identified device's event re-keyed once, by a worker
-   not owning its customer's home, and applied where read the next time, by one that does,
-   the raw partition's path-count fence — moved past its offset by the first batch — would
-   leave out the path counts and report counters of the one application that counts.);
+   Which way an event goes, and to which person, depends on the record and the partition
+   it was read from, never on who owns what now nor on what a lookup found: a raw record
+   read again after a crash or a rebalance goes the way it went the first time. (Were a
+   record re-keyed once and applied where read the next time, the raw partition's
+   path-count fence — moved past its offset by the first batch — would leave out the
+   path counts and report counters of the one application that counts.);
 2. journeys (`stream.runtime.journeys`): the applied raw events and the person-keyed
    records, in the batch's order, stepped and stored exactly once — the person fence
    keeps an offset per source `topic:partition`, so a replay of either is recognised;

@@ -8,7 +8,7 @@ from stream.core.config import Config, Rules
 from stream.core.person import Fence, PersonState, Positioned, StepResult, id_key, step
 from stream.core.records import Event
 from stream.core.revenue import Revenue, Stored
-from stream.core.topics import CONVERSIONS, CREDITS, DLQ, PATHS, REPORT, SESSIONS
+from stream.core.topics import CONVERSIONS, CREDITS, DLQ, PATHS, PERSONS, REPORT, SESSIONS
 from tests.support.events import MIN, T0
 
 # --- builders ----------------------------------------------------------------
@@ -270,3 +270,20 @@ def test_a_second_conversion_with_the_same_conversion_id_goes_to_the_dlq():
     [dead] = result.outbox[pos(13)]
     assert orjson.loads(dead.value)["reason_code"] == "duplicate_conversion_id"
     assert result.conversions == [] and result.state.journey == first.state.journey
+
+
+# --- a device's event identified as its customer's -----------------------------
+
+
+def test_a_devices_event_naming_its_customer_is_forwarded_and_replayed_not_reapplied():
+    device = Event("d1", "interaction", T0, "c-7", anonymous_id="a-1", channel="display")
+    own = Event("a0", "interaction", T0 - 5 * MIN, "a-1", anonymous_id="a-1", channel="email")
+    seen = step("a-1", FRESH, at(40, own), CONFIG)  # the device's journey, before the identify
+    first = step("a-1", seen.state, at(41, device), CONFIG)
+    assert [(m.topic, m.key) for m in first.outbox[pos(41)]] == [(PERSONS, b"c-7")]
+    assert first.state.journey == seen.state.journey  # forwarded, not applied
+    # the customer dedups it: kept here, merging this device would make its copy a duplicate
+    assert first.state.fence.recent_keys == keys("a0")
+    # read again (a crash before the commit): a replay, not a second application
+    again = step("a-1", first.state, at(41, device), CONFIG)
+    assert (again.replayed, again.outbox, again.changed) == ([pos(41)], {}, False)

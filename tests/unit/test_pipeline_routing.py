@@ -1,14 +1,18 @@
-"""Where the pipeline applies a raw event: the same way every time the record is read.
+"""Where the pipeline applies a raw event: the same way, by the same person, every reading.
 
-The failure this pins down (a chaos run: 20 SIGKILLs, rebalances 1->2->1): a worker owning
-partitions {0, 1} read raw partition 0, re-keyed an identified device's event to its
-customer's home 3 (owned by the other worker) and applied the rest of the batch, which moved
-`paths-fence:raw` of partition 0 past the device event's offset; it died before committing.
-Its successor owned every partition, read the same records again and applied the device
-event where it was read: a first application, at an offset the fence had passed, so its
-revision's path counts and report counters were left out, while the re-keyed copy was
-skipped as a duplicate. Routing by ownership made the two readings differ; routing by the
-partition the event was read from cannot.
+The failures this pins down (a chaos run: 20 SIGKILLs, rebalances 1->2->1):
+
+- a worker owning partitions {0, 1} read raw partition 0, re-keyed an identified device's
+  event to its customer's home 3 (owned by the other worker) and applied the rest of the
+  batch, which moved `paths-fence:raw` of partition 0 past the device event's offset; it
+  died before committing. Its successor owned every partition and applied the device event
+  where it was read: a first application at an offset the fence had passed, so its report
+  counters were left out. Routing by ownership made the two readings differ;
+- a device's event read before its identify's claim was applied by the device; read again
+  after it (a crash between), it went to the customer, who had not merged the device yet
+  and applied it a second time: its report counters counted twice. An event that carries
+  only an anonymous id now always goes to the device first, which forwards it once
+  identified (`stream.core.person`): a second reading is a replay the device's fence knows.
 """
 
 from __future__ import annotations
@@ -33,13 +37,15 @@ RAW_TOPIC = "touchpoints.raw"
 
 
 class Directory:
-    """The identity map: the device is identified as its customer."""
+    """The identity map (the device identified as its customer, or not yet) and the
+    conversions' persons."""
 
-    def __init__(self, identified: dict[str, str]) -> None:
-        self.identified = identified
+    def __init__(self, identified: dict[str, str], owners: dict[str, str]) -> None:
+        self.identified, self.owners = identified, owners
 
     async def lookup(self, needs: Needs) -> tuple[list[str], dict[str, str], dict[str, str]]:
-        return [], {a: self.identified[a] for a in needs.anonymous_ids if a in self.identified}, {}
+        identified = {a: self.identified[a] for a in needs.anonymous_ids if a in self.identified}
+        return [], identified, {c: self.owners[c] for c in needs.conversion_ids if c in self.owners}
 
 
 class Emitter:
@@ -89,7 +95,7 @@ def read(pipeline: Pipeline, records: list[RawRecord]) -> None:
     asyncio.run(run())
 
 
-def test_an_identified_devices_event_is_rekeyed_to_its_customers_home_whoever_owns_it() -> None:
+def test_a_devices_event_goes_to_the_device_and_the_way_never_depends_on_ownership() -> None:
     device = person_with_home(0, "anon")  # keyed by the device: read from raw partition 0
     customer = person_with_home(3, "cust")  # its customer's home is 3
     own = person_with_home(0, "c")  # a person of partition 0, keyed by itself
@@ -97,19 +103,20 @@ def test_an_identified_devices_event_is_rekeyed_to_its_customers_home_whoever_ow
     events = [
         Event("d1", "interaction", ts, device, anonymous_id=device, channel="organic_social"),
         Event("o1", "interaction", ts + 1, own, customer_id=own, channel="email"),
+        Event("r1", "revenue", ts + 2, "", conversion_id="k1", value=5.0, currency="EUR"),
     ]
     records = [
-        RawRecord(RAW_TOPIC, 0, 3364 + i, e.person_id.encode(), b"{}", ts / 1000, e, e.ts)
+        RawRecord(RAW_TOPIC, 0, 3364 + i, e.person_id.encode() or b"k1", b"{}", ts / 1000, e, e.ts)
         for i, e in enumerate(events)
     ]
     readings = []
-    for _reading in range(2):  # read, and read again (after a crash, a rebalance: same records)
+    for owner in ({device: customer}, {}):  # read, and read again after the claim (or before it)
         emitter, processor = Emitter(), Processor()
-        ingestor = Ingestor(Limits(), Metrics.create(CollectorRegistry()), Directory({device: customer}))
+        ingestor = Ingestor(Limits(), Metrics.create(CollectorRegistry()), Directory(owner, {"k1": own}))
         pipeline = Pipeline(ingestor, processor, emitter, Aggregates(), RAW_TOPIC)  # type: ignore[arg-type]
         read(pipeline, records)
         readings.append((processor.applied, [(m.topic, m.key) for m in emitter.rekeyed]))
-    # the device's event goes to its customer's home through the person-keyed topic, even
-    # with one worker owning every partition; the person's own event is applied where read
-    assert readings[0] == ([(own, 3365, 0)], [(PERSONS, customer.encode())])
+    # the device's event is applied by the device where it was read, identified or not (the
+    # device forwards it); the revenue, routed by a lookup, always takes the person-keyed topic
+    assert readings[0] == ([(device, 3364, 0), (own, 3365, 0)], [(PERSONS, own.encode())])
     assert readings[1] == readings[0]
