@@ -59,6 +59,10 @@ def test_the_consumer_is_ours_and_has_fausts_bookkeeping() -> None:
         assert callable(consumer.diag.set_flag) and callable(consumer.diag.unset_flag)
         assert isinstance(app.consumer_generation_id, int)
         assert callable(app.monitor.track_tp_end_offset)
+        assert app.monitor.stream_inbound_time == {}  # the batch consumer marks its partitions
+        from faust.transport.drivers import aiokafka as driver
+        check = inspect.getsource(driver.AIOKafkaConsumerThread.verify_event_path)
+        assert "monitor.stream_inbound_time.get(tp)" in check  # what that check goes by
         assert app.topic("touchpoints.raw").acks  # what the conductor's acks_enabled_for goes by
         assert list(inspect.signature(app.producer._ensure_producer).parameters) == []
     """)

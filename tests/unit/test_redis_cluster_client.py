@@ -3,6 +3,8 @@ needed: building a client connects nothing)."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection
@@ -99,3 +101,13 @@ def test_no_reachable_node_is_transient_but_a_misuse_is_not() -> None:
         assert is_transient(exc)
     assert not is_transient(RedisClusterException("EVALSHA - all keys must map to the same key slot"))
     assert not is_transient(ResponseError("CROSSSLOT Keys in request don't hash to the same slot"))
+
+
+def test_the_private_hook_the_observed_cluster_overrides_keeps_its_shape() -> None:
+    """`ObservedCluster` counts the client's own retries through redis-py's private
+    `_record_error_metric`: an upgrade that renames or reshapes it fails here, not silently."""
+    hook = RedisCluster._record_error_metric
+    assert inspect.iscoroutinefunction(hook)
+    assert list(inspect.signature(hook).parameters)[:4] == ["self", "error", "connection", "is_internal"]
+    calls = inspect.getsource(RedisCluster._execute_command)
+    assert calls.count("await self._record_error_metric(") >= 2  # the MOVED/ASK/TRYAGAIN paths

@@ -278,6 +278,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     self._drop(batch)  # a rebalance came between fetch and here
             if not current:
                 continue
+            self._mark_inbound(current)
             try:
                 await handler([r for b in current for r in b.records])
             except BaseException:
@@ -290,6 +291,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if commit_every is not None and self._n_acked >= commit_every:  # Faust's commit pacing
                 self._n_acked = 0
                 await self.commit()
+
+    def _mark_inbound(self, batches: list[Batch]) -> None:
+        """Tell Faust's monitor that these partitions' records reached their handler, as its
+        stream iterator would: its stall check (the aiokafka driver's `verify_event_path`)
+        otherwise logs `Stream has not started processing` for every partition behind."""
+        inbound, now = self.app.monitor.stream_inbound_time, time.monotonic()
+        for batch in batches:
+            for tp in batch.offsets:
+                inbound[tp] = now
 
     def _current(self, batch: Batch) -> bool:
         return batch.generation == self.app.consumer_generation_id and self.flow_active
