@@ -72,7 +72,7 @@ def test_attribute_events_skips_invalid_lines_and_records_them() -> None:
     assert [(r.line, r.reason_code) for r in rejected] == [(2, "not_json")]
 
 
-def test_data_driven_totals_from_a_paths_file() -> None:
+def test_markov_totals_from_a_paths_file() -> None:
     """markov: order-1 chain over all 46 journeys of the CSV (converting and null):
     start→email 22, start→paid_search 24; email→direct 15, email→paid_search 7;
     paid_search→direct 7, paid_search→conv 4, paid_search→null 20; direct→conv 10, direct→null 12.
@@ -86,17 +86,12 @@ def test_data_driven_totals_from_a_paths_file() -> None:
     Without direct: 31/46 · 4/31 · 25 = 100/46, REv = 1 − 100/1100 = 10/11.
     Without paid_search: 22/46 · 15/22 · 10/22 · 100 = 15000/1012, REv = 1 − (15000/1012)/(1100/46).
     Without email: 24/46 · (4/31 · 25 + 7/31 · 10/22 · 100), REv = 1 − that/(1100/46).
-    Value: 1100 × REv_c / ΣREv.
-
-    shapley: email>direct's 10 conversions (value 1000) split 5/5 (500/500) between email and
-    direct; paid_search keeps its 4 (100); the null row adds 0.
-    shapley_ordered: the same by position: email (5) at 1; direct at 2 (5), also seen at 3 on
-    the null row: (0, 5, 0); paid_search (4, 0). Value: (500), (0, 500, 0), (100, 0)."""
+    Value: 1100 × REv_c / ΣREv."""
     from stream.attribution import markov
     from stream.attribution.paths import PathCount
     from stream.offline.paths import path_totals
 
-    got = path_totals(read_paths(io.StringIO(CSV)), ("markov", "shapley", "shapley_ordered"), ModelParams())
+    got = path_totals(read_paths(io.StringIO(CSV)), ("markov",), ModelParams())
     p, v = 14 / 46, 1100 / 46
     effects = {
         "direct": 1 - (4 / 46) / p,
@@ -122,6 +117,17 @@ def test_data_driven_totals_from_a_paths_file() -> None:
                 "value_removal_effect": value_effects[channel],
             }
         )
+    assert_conserved(got)
+
+
+def test_shapley_totals_from_a_paths_file() -> None:
+    """shapley: email>direct's 10 conversions (value 1000) split 5/5 (500/500) between email and
+    direct; paid_search keeps its 4 (100); the null row adds 0.
+    shapley_ordered: the same by position: email (5) at 1; direct at 2 (5), also seen at 3 on
+    the null row: (0, 5, 0); paid_search (4, 0). Value: (500), (0, 500, 0), (100, 0)."""
+    from stream.offline.paths import path_totals
+
+    got = path_totals(read_paths(io.StringIO(CSV)), ("shapley", "shapley_ordered"), ModelParams())
     assert got["shapley"] == {
         "direct": {"conversions": 5.0, "value": 500.0},
         "email": {"conversions": 5.0, "value": 500.0},
@@ -137,7 +143,13 @@ def test_data_driven_totals_from_a_paths_file() -> None:
         "email": {"conversions": 5.0, "value": 500.0, "positions": [5], "value_positions": [500]},
         "paid_search": {"conversions": 4.0, "value": 100.0, "positions": [4, 0], "value_positions": [100, 0]},
     }
-    assert orjson.loads(orjson.dumps(got)) == got  # plain floats: `--format json` can print it
+    assert_conserved(got)
+
+
+def assert_conserved(got: dict) -> None:
+    """Plain floats (`--format json` can print them), and every model's totals add up to the
+    file's 14 conversions and 1100 of value."""
+    assert orjson.loads(orjson.dumps(got)) == got
     for totals in got.values():
         assert sum(c["conversions"] for c in totals.values()) == pytest.approx(14.0)
         assert sum(c["value"] for c in totals.values()) == pytest.approx(1100.0)
