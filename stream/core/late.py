@@ -72,9 +72,7 @@ def merge(target: Journey, source: Journey, source_id: str, rules: Rules) -> tup
     Both journeys' raw interactions are re-derived together; settled touches are
     interleaved by time. The customer's conversions are re-credited (a correction where the
     anonymous touches fall in their windows). Merging the same anonymous id twice changes
-    nothing, and an interaction both journeys hold counts once: an anonymous device's event
-    ingested before the identify claimed its id (so applied to the anonymous journey) and,
-    after a crash, ingested again once it had (so applied to the customer's) is one event.
+    nothing, and an interaction both journeys hold counts once.
     """
     ids = tuple(sorted({*target.merged, *source.merged, source_id}))
     if source_id in target.merged or not (source.touches or source.tail):

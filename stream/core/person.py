@@ -219,7 +219,7 @@ class _Run:
         """The customer an event is passed on to: a device's event the ingest found identified
         (it names the customer: `stream.runtime.ingest.first_holder`), or one for a person
         already merged (sent before the identity map existed)."""
-        if event.type in ("interaction", "conversion") and event.person_id != self.person_id:
+        if event.type in ("interaction", "conversion", "revenue") and event.person_id != self.person_id:
             return event.person_id
         if self.journey.merged_into and event.type in ("interaction", "conversion", "identify"):
             return self.journey.merged_into

@@ -197,14 +197,18 @@ def register_handlers(app: BatchApp, settings: Settings, parts: Parts) -> None:
         await parts.retry.run(partial(parts.pipeline.handle, batch), "journeys", parts.retries)
 
 
-def raw_decoder(limits: Limits, value: bytes | None) -> tuple[Event | Rejection, int | None]:
+def raw_decoder(
+    limits: Limits, value: bytes | None, timestamp_ms: int
+) -> tuple[Event | Rejection, int | None]:
     """A raw value validated as it is fetched, and its event time (the consumer aligns the raw
-    partitions by it)."""
-    decoded = validate(value, limits, int(time.time() * 1000))
+    partitions by it). A `ts` is bounded by the record's Kafka timestamp, not by the clock: a
+    record read again after a crash is judged the same way (were it rejected once and applied
+    the next time, the path-count fence would have passed it)."""
+    decoded = validate(value, limits, timestamp_ms)
     return decoded, decoded.ts if isinstance(decoded, Event) else None
 
 
-def persons_decoder(value: bytes | None) -> tuple[Event | None, int | None]:
+def persons_decoder(value: bytes | None, _timestamp_ms: int = 0) -> tuple[Event | None, int | None]:
     """A person-keyed value decoded as it is fetched, and its event time: the consumer aligns
     the person-keyed partitions by it too, so that an `expire` (stamped with the low
     watermark) waits for the identify on another partition that would merge its journey

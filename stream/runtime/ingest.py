@@ -15,7 +15,6 @@ identifies to `touchpoints.identity_conflicts`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -62,9 +61,8 @@ class Ingestor:
     directory: Directory
 
     async def route(self, records: Sequence[RawRecord], home: Home) -> Routed:
-        now_ms = int(time.time() * 1000)
         out = Routed()
-        for rec, result, valid in await self._route(records, now_ms):
+        for rec, result, valid in await self._route(records):
             applied = None
             if valid is not None and valid.person_id:
                 out.watermarks[rec.partition] = max(valid.ts, out.watermarks.get(rec.partition, 0))
@@ -103,15 +101,16 @@ class Ingestor:
         count_labels(self.metrics.dlq, routed.reasons)
         self.metrics.batch_size.labels("ingest").observe(records)
 
+    def _validate(self, rec: RawRecord) -> Event | Rejection:
+        return validate(rec.value, self.limits, round(rec.timestamp * 1000))
+
     async def _route(
-        self, records: Sequence[RawRecord], now_ms: int
+        self, records: Sequence[RawRecord]
     ) -> list[tuple[RawRecord, Event | Rejection | Conflict, Event | None]]:
         """Validate, then route to the canonical person (one Redis round trip per batch):
         (record, what routing made of it, the valid event as the producer sent it)."""
-        results = [
-            (rec, rec.decoded if rec.decoded is not None else validate(rec.value, self.limits, now_ms))
-            for rec in records
-        ]
+        # a ts is bounded by the record's Kafka timestamp, as the consumer's decoder does
+        results = [(rec, rec.decoded if rec.decoded is not None else self._validate(rec)) for rec in records]
         events = [r for _, r in results if isinstance(r, Event)]
         with self.metrics.redis_seconds.labels("lookup").time():
             claimed, identified, owners = await self.directory.lookup(needs(events))

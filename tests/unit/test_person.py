@@ -287,3 +287,9 @@ def test_a_devices_event_naming_its_customer_is_forwarded_and_replayed_not_reapp
     # read again (a crash before the commit): a replay, not a second application
     again = step("a-1", first.state, at(41, device), CONFIG)
     assert (again.replayed, again.outbox, again.changed) == ([pos(41)], {}, False)
+
+
+def test_a_devices_revenue_naming_its_customer_is_forwarded_to_the_customers_conversions():
+    paid = Event("r1", "revenue", T0, "c-7", anonymous_id="a-1", conversion_id="k1", value=5.0)
+    result = step("a-1", FRESH, at(7, paid), CONFIG)  # not the device's conversion to look for
+    assert [(m.topic, m.key) for m in result.outbox[pos(7)]] == [(PERSONS, b"c-7")]

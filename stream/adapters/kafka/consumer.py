@@ -53,7 +53,8 @@ from stream.adapters.kafka.producer import IdempotentProducer
 from stream.core.records import RawRecord
 
 BatchHandler = Callable[[list[RawRecord]], Awaitable[None]]
-Decoder = Callable[[bytes | None], tuple[Any, int | None]]  # value -> (decoded, event time ms)
+# (value, Kafka timestamp ms) -> (decoded, event time ms)
+Decoder = Callable[[bytes | None, int], tuple[Any, int | None]]
 QUEUED_BATCHES = 2  # per subscription: the fetch loop runs at most this far ahead of a handler
 
 
@@ -99,7 +100,7 @@ def _raw_record(record: Any, decode: Decoder | None) -> RawRecord:
     """A fetched record; its timestamp is the `source_ms` header where the emitter set one
     (a copy on the person-keyed topic: when the raw record it copies was produced). A
     producer's own header of that name that is no number is ignored, never raised on."""
-    decoded, event_ms = decode(record.value) if decode else (None, None)
+    decoded, event_ms = decode(record.value, record.timestamp) if decode else (None, None)
     timestamp = record.timestamp
     for name, value in record.headers or ():
         if name == SOURCE_MS and isinstance(value, bytes) and value.isdigit():
