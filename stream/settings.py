@@ -195,7 +195,9 @@ class Settings:
     )
     max_value_bytes: int = _setting(64 * 1024, "Largest accepted raw value", int)
     max_context_bytes: int = _setting(4096, "Largest accepted `context` (serialised)", int)
-    max_future_skew_ms: int = _setting(DAY_MS, "How far `ts` may be ahead of the record's Kafka timestamp", _duration_ms)
+    max_future_skew_ms: int = _setting(
+        DAY_MS, "How far `ts` may be ahead of the record's Kafka timestamp", _duration_ms
+    )
     models: tuple[str, ...] = _setting((), "Models to compute (comma separated; empty = all)", _names)
     credit_rows: str = _setting(
         "all", "Models with attribution.credits rows: all, off, or some of the models (comma separated)"

@@ -163,7 +163,9 @@ def test_produce_from_stdin(make_settings) -> None:
     assert sorted(m.value for m in read_all(settings, settings.topic(RAW))) == sorted(lines)
 
 
-TS = 1_790_000_000_000
+# the records' Kafka timestamps: recent, or the broker's retention (7 days, checked every 5
+# minutes) may delete them while the test reads them
+TS = int(time.time()) * 1000
 RECORDS = [  # partition, key, value, headers; partitions 1 and 3 stay empty
     (0, b"k-a", b'{"n":"a0"}', [("origin", b"test")]),
     (0, b"k-b", b"b0", []),

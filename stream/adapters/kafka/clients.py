@@ -134,12 +134,6 @@ async def records(
     try:
         await consumer.start()
         consumer.assign(tps)
-        # the start is looked up here, where a failure raises, rather than left to the fetcher's
-        # own offset reset, which was seen (once, on a topic whose leaders had just moved) to
-        # fetch nothing for two minutes
-        starts = await (consumer.beginning_offsets(tps) if from_beginning else consumer.end_offsets(tps))
-        for tp, offset in starts.items():
-            consumer.seek(tp, offset)
         ends = await consumer.end_offsets(tps) if until_end else {}
         while not until_end or await _before(consumer, ends):
             batch = await consumer.getmany(*tps, timeout_ms=200, max_records=1000)
